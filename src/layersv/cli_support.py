@@ -1,0 +1,71 @@
+"""Glue between the CLI and the library: registries for config validation, config assembly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .config import Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends, resolve_config_path
+
+
+def registries() -> dict:
+    from .backends import get_backend_class
+    from .heads import get_head_class
+
+    def backend(name: str):
+        try:
+            return get_backend_class(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def head(name: str):
+        try:
+            return get_head_class(name)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    return {"model": backend, "head": head}
+
+
+def recipe_for_model(model: str) -> Path | None:
+    """The built-in config named after a model (``configs/<model>.yaml``), if any."""
+    try:
+        return resolve_config_path(model)
+    except ConfigError:
+        return None
+
+
+def assemble_config(data: str, model: str, config_file: str | None, overrides: dict[str, Any]) -> Config:
+    """Built-in ``base`` ← model recipe ← ``--config FILE`` ← ``--key value`` overrides."""
+    d = load_yaml_with_extends("base")
+    rec = recipe_for_model(model)
+    if rec is not None:
+        from .config import deep_merge
+
+        d = deep_merge(d, load_yaml_with_extends(rec))
+    if config_file:
+        from .config import deep_merge
+
+        d = deep_merge(d, load_yaml_with_extends(config_file))
+    d.setdefault("model", {})["model"] = model
+    d.setdefault("data", {})["data_dir"] = str(Path(data).expanduser().resolve()) if data else ""
+    overrides = dict(overrides)
+    for sec in ("head", "frontend"):  # a registry name changed on the command line: drop the old entry's args
+        for key in (sec, f"{sec}.{sec}"):
+            if key in overrides:
+                new = overrides.pop(key)
+                if sec == "head" and new != d.get("head", {}).get("head"):
+                    d["head"]["args"] = _compatible_args(get_head(new), d["head"].get("args") or {})
+                d.setdefault(sec, {})[sec] = new
+    return apply_overrides(from_dict(d, registries()), overrides)
+
+
+def get_head(name: str):
+    return registries()["head"](name)
+
+
+def _compatible_args(ctor, args: dict) -> dict:
+    from .config import signature_defaults
+
+    ok = signature_defaults(ctor)
+    return {k: v for k, v in args.items() if k in ok}

@@ -1,0 +1,372 @@
+"""Typed configuration: dataclasses + YAML with ``extends:`` + seed-style ``--key value`` overrides.
+
+A run's configuration is one :class:`Config` made of sections (``data``, ``frontend``,
+``model``, ``head``, ``train``, ``eval``).  Most sections are plain dataclasses; the
+``model`` and ``head`` sections name a registry entry and carry that entry's constructor
+arguments in ``args`` -- the constructor signature *is* the schema, so adding a backend
+never touches this file.
+
+YAML files may start with ``extends: <file or built-in name>`` (a list is allowed) and
+then list only the keys they change.  Command-line overrides use *leaf* names, as in the
+seeds (``--batch_size 64 --frz_pretrain --margin 0.3``); every value is type-checked
+against the field it sets, and an unknown key is an error naming the closest valid keys.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid (unknown key, wrong type, bad file)."""
+
+
+@dataclass
+class DataConfig:
+    data_dir: str = ""  # dataset folder (data.yaml, train.csv, *_trials.csv)
+    eval_data: str = ""  # evaluate on another dataset folder's test trials
+    train_max_sec: float = 3.0  # training crop (seconds)
+    fix_to_maxlen: bool = True  # wrap-pad shorter clips to the crop length
+    eval_max_sec: float = 0.0  # 0 = full utterances at evaluation
+    eval_batch_sec: float = 120.0  # audio seconds per length-bucketed evaluation batch
+    max_train_utts: int = 0  # 0 = all (subset for quick experiments)
+
+
+@dataclass
+class FrontendConfig:
+    frontend: str = "ssl"  # registry key: ssl | fbank | mfcc | sincnet (see layersv.frontends)
+    backbone_cfg: str = "tiny-wavlm"  # HF hub id, local directory, or a built-in tiny-<family>
+    use_pretrain: bool = True  # load pretrained weights (tiny-* are always random)
+    frz_pretrain: bool = False  # freeze the whole encoder
+    frz_cnn: bool = True  # keep the CNN feature encoder frozen when the encoder trains
+    keep_layer0: bool = True  # keep hidden state 0 (input to the first transformer layer)
+    layers: list = field(default_factory=list)  # subset of hidden-state indices; [] = all
+    grad_checkpointing: bool = False
+
+
+@dataclass
+class ModelConfig:
+    model: str = "SUPERB"  # backend registry key
+    args: dict = field(default_factory=dict)  # constructor arguments of the backend
+
+
+@dataclass
+class HeadConfig:
+    head: str = "aam"  # head registry key
+    args: dict = field(default_factory=dict)  # constructor arguments of the head
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 32
+    nb_total_step: int = 1000  # optimizer steps
+    nb_steps_eval: int = 100  # steps per cycle (validation after each)
+    optimizer: str = "adam"  # adam | adamw | sgd
+    lr: float = 3e-3  # peak lr of backend + head
+    backbone_lr: float = 1e-4  # peak lr of the encoder when it trains
+    weight_decay: float = 0.0
+    scheduler: str = "onecycle"  # onecycle | cosine | constant
+    pct_start: float = 0.1
+    grad_clip: float = 5.0
+    margin_schedule: str = "none"  # none | linear | log | exp: ramp the head margin from margin_start
+    margin_start: float = 0.0
+    margin_ramp_begin: int = 0  # step where the ramp starts
+    margin_ramp_steps: int = 0  # ramp length (steps); the head's margin is reached at the end
+    init_from: str = ""  # run dir or checkpoint to initialise from (phases)
+    skiptest: bool = False
+    eval_test_each_cycle: bool = False
+    quickrun: bool = False  # few steps per cycle, 3 cycles: a smoke run
+
+
+@dataclass
+class EvalConfig:
+    score_normalize: bool = False
+    score_calibrate: bool = False
+    mean_sub_utts: int = 2000  # training utterances used for the mean-subtraction mean
+
+
+@dataclass
+class Config:
+    description: str = "Untitled"
+    seed: int = 42
+    device: str = "cpu"
+    workers: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SECTIONS = ("data", "frontend", "model", "head", "train", "eval")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _closest(name: str, valid: list[str]) -> str:
+    near = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
+    return f"did you mean {', '.join(near)}?" if near else f"valid keys: {', '.join(sorted(valid))}"
+
+
+def signature_defaults(fn: Callable, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Keyword arguments (with defaults) of a constructor: the schema of a registry entry."""
+    out = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if name in skip or name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            continue
+        d = p.default
+        out[name] = list(d) if isinstance(d, tuple) else d
+    return out
+
+
+def coerce(value: Any, like: Any, key: str) -> Any:
+    """Convert ``value`` (a YAML value or a CLI string) to the type of ``like``; raise on mismatch."""
+    if like is None:
+        return value
+    if isinstance(like, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"--{key}: expected a boolean (true/false), got {value!r}")
+    if isinstance(like, int):
+        if isinstance(value, bool):
+            raise ConfigError(f"--{key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"--{key}: expected an integer, got {value!r}") from None
+    if isinstance(like, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"--{key}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--{key}: expected a number, got {value!r}") from None
+    if isinstance(like, (list, tuple)):
+        if isinstance(value, str):
+            s = value.strip()
+            if s.startswith("["):
+                try:
+                    value = ast.literal_eval(s)
+                except (ValueError, SyntaxError):
+                    raise ConfigError(f"--{key}: cannot parse list {value!r}") from None
+            else:
+                value = [v for v in s.split(",") if v != ""]
+                value = [_auto(v) for v in value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"--{key}: expected a list, got {value!r}")
+        return list(value)
+    if isinstance(like, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"--{key}: expected a mapping, got {value!r}")
+        return value
+    if isinstance(like, str):
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"--{key}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def _auto(s: str) -> Any:
+    try:
+        return ast.literal_eval(s)
+    except (ValueError, SyntaxError):
+        return s
+
+
+# ----------------------------------------------------------------------------- YAML
+
+
+def resolve_config_path(name: str | os.PathLike, base_dir: Path | None = None) -> Path:
+    """A config file: a path (absolute, or relative to ``base_dir``/cwd) or a built-in name."""
+    p = Path(name)
+    candidates = [p] if p.is_absolute() else [(base_dir or Path.cwd()) / p, Path.cwd() / p]
+    candidates += [BUILTIN_CONFIG_DIR / p, BUILTIN_CONFIG_DIR / f"{p}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    builtin = sorted(x.stem for x in BUILTIN_CONFIG_DIR.glob("*.yaml"))
+    raise ConfigError(f"config file {str(name)!r} not found (built-in configs: {', '.join(builtin)})")
+
+
+def load_yaml_with_extends(path: str | os.PathLike, _seen: tuple = ()) -> dict:
+    """Read a YAML config, recursively merging the files named by ``extends:`` below it."""
+    path = resolve_config_path(path)
+    if path in _seen:
+        raise ConfigError(f"circular extends: {' -> '.join(map(str, _seen + (path,)))}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping")
+    parents = raw.pop("extends", None) or []
+    parents = [parents] if isinstance(parents, str) else parents
+    merged: dict = {}
+    for parent in parents:
+        merged = deep_merge(merged, load_yaml_with_extends(resolve_config_path(parent, path.parent), _seen + (path,)))
+    return deep_merge(merged, raw)
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+    return out
+
+
+# ----------------------------------------------------------------------------- build / override
+
+
+def _section_fields(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
+def from_dict(d: dict, registries: dict[str, Callable[[str], Callable]] | None = None) -> Config:
+    """Build a :class:`Config` from a nested dict, rejecting unknown keys.
+
+    ``registries`` maps ``"model"``/``"head"`` to a function returning the constructor for a
+    registry name; its keyword defaults fill and validate ``args``.
+    """
+    cfg = Config()
+    top = {f.name for f in dataclasses.fields(Config)} - set(SECTIONS)
+    for k, v in d.items():
+        if k in top:
+            setattr(cfg, k, coerce(v, getattr(cfg, k), k))
+        elif k in SECTIONS:
+            if not isinstance(v, dict):
+                raise ConfigError(f"section {k!r} must be a mapping")
+            sec = getattr(cfg, k)
+            valid = _section_fields(sec)
+            for kk, vv in v.items():
+                if kk not in valid:
+                    raise ConfigError(f"unknown key {k}.{kk}: {_closest(kk, list(valid))}")
+                setattr(sec, kk, coerce(vv, valid[kk], kk) if kk != "args" else dict(vv or {}))
+        else:
+            raise ConfigError(f"unknown top-level key {k!r}: {_closest(k, list(top) + list(SECTIONS))}")
+    fill_registry_args(cfg, registries)
+    return cfg
+
+
+def fill_registry_args(cfg: Config, registries: dict[str, Callable[[str], Callable]] | None) -> None:
+    """Complete ``model.args``/``head.args`` with constructor defaults and type-check them."""
+    if not registries:
+        return
+    for sec_name, key in (("model", "model"), ("head", "head")):
+        if sec_name not in registries:
+            continue
+        sec = getattr(cfg, sec_name)
+        ctor = registries[sec_name](getattr(sec, key))
+        defaults = signature_defaults(ctor, skip=("in_layers", "in_dim", "embedding_dim_in", "num_classes", "in_features"))
+        for k, v in sec.args.items():
+            if k not in defaults:
+                raise ConfigError(
+                    f"unknown argument {k!r} for {sec_name} {getattr(sec, key)!r}: {_closest(k, list(defaults))}"
+                )
+        sec.args = {k: coerce(sec.args.get(k, d), d, k) if k in sec.args else d for k, d in defaults.items()}
+
+
+def leaf_index(cfg: Config) -> dict[str, tuple[str | None, str]]:
+    """Map every overridable key to (section, field), ``args`` entries included.
+
+    Each key is reachable by its leaf name (``batch_size``) when that name is unique, and
+    always by its dotted name (``train.batch_size``, ``head.margin``).
+    """
+    idx: dict[str, tuple[str | None, str]] = {}
+    seen: dict[str, int] = {}
+    for f in dataclasses.fields(Config):
+        if f.name not in SECTIONS:
+            idx[f.name] = (None, f.name)
+    for s in SECTIONS:
+        sec = getattr(cfg, s)
+        for name in _section_fields(sec):
+            names = [(a, (s, f"args.{a}")) for a in sec.args] if name == "args" else [(name, (s, name))]
+            for leaf, target in names:
+                idx[f"{s}.{leaf}"] = target
+                seen[leaf] = seen.get(leaf, 0) + 1
+                idx.setdefault(leaf, target)
+    for leaf, n in seen.items():  # ambiguous leaves need the dotted form
+        if n > 1:
+            idx.pop(leaf, None)
+    return idx
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Set leaf keys (``{"batch_size": "64"}``), type-checked; unknown keys raise ConfigError."""
+    idx = leaf_index(cfg)
+    for key, value in overrides.items():
+        if key not in idx:
+            raise ConfigError(f"unknown config key --{key}: {_closest(key, list(idx))}")
+        sec_name, name = idx[key]
+        target = cfg if sec_name is None else getattr(cfg, sec_name)
+        if name.startswith("args."):
+            a = name[5:]
+            target.args[a] = coerce(value, target.args[a], key)
+        else:
+            setattr(target, name, coerce(value, getattr(target, name), key))
+    return cfg
+
+
+def parse_override_args(argv: list[str]) -> dict[str, Any]:
+    """``['--batch_size', '64', '--frz_pretrain', '--lr=1e-3']`` → dict; a bare flag means true."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if not tok.startswith("--") or len(tok) == 2:
+            raise ConfigError(f"unexpected argument {tok!r} (overrides look like --key value)")
+        key = tok[2:]
+        if "=" in key:
+            key, val = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(argv) and not (argv[i + 1].startswith("--") and len(argv[i + 1]) > 2):
+            val = argv[i + 1]
+            i += 2
+        else:
+            val = "true"
+            i += 1
+        out[key.replace("-", "_")] = val
+    return out
+
+
+def to_dict(cfg: Config) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> None:
+    from .utils import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, indent=4))
+
+
+def load_config(path: str | os.PathLike, registries: dict | None = None) -> Config:
+    return from_dict(load_yaml_with_extends(Path(path).resolve()), registries)
+
+
+__all__ = [
+    "Config", "DataConfig", "FrontendConfig", "ModelConfig", "HeadConfig", "TrainConfig", "EvalConfig",
+    "ConfigError", "load_yaml_with_extends", "from_dict", "apply_overrides", "parse_override_args",
+    "save_config", "load_config", "to_dict", "signature_defaults", "coerce"
+]

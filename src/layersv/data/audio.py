@@ -1,0 +1,77 @@
+"""Audio I/O: read mono float32 waveforms at a target rate, with errors that name the file.
+
+soundfile decodes WAV/FLAC/OGG (and MP3 with libsndfile ≥ 1.1); soxr resamples (VHQ).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+
+class AudioError(ValueError):
+    """A file that cannot be used: missing, unreadable, empty or too short."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    frames: int  # samples per channel
+    sample_rate: int  # Hz
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(f"{p}: file not found")
+    try:
+        i = sf.info(str(p))
+    except Exception as e:  # soundfile raises RuntimeError / LibsndfileError
+        raise AudioError(f"{p}: unreadable audio ({e})") from None
+    if i.frames <= 0:
+        raise AudioError(f"{p}: empty audio")
+    return AudioInfo(int(i.frames), int(i.samplerate), int(i.channels))
+
+
+def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """``(samples,)`` float32 at ``orig_sr`` → ``target_sr`` (soxr very-high quality)."""
+    if orig_sr == target_sr:
+        return wav
+    return soxr.resample(wav, orig_sr, target_sr, quality="VHQ").astype(np.float32)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, start_s: float = 0.0,
+               duration_s: float | None = None, min_duration_s: float = 0.0) -> np.ndarray:
+    """Read ``path`` as mono float32 in [-1, 1], ``(samples,)``, resampled to ``sample_rate``.
+
+    ``start_s``/``duration_s`` read only a segment (seconds, in the file's time base).
+    Multi-channel audio is mixed down by averaging.  Raises :class:`AudioError` naming the
+    file when it is missing, unreadable, empty, or shorter than ``min_duration_s`` seconds.
+    """
+    info = audio_info(path)
+    start = int(round(start_s * info.sample_rate))
+    stop = None if duration_s is None else start + int(round(duration_s * info.sample_rate))
+    try:
+        wav, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"{path}: cannot decode audio ({e})") from None
+    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
+    if wav.size == 0:
+        raise AudioError(f"{path}: no samples in the requested segment")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    if sample_rate is not None:
+        wav = resample(wav, sr, sample_rate)
+        sr = sample_rate
+    if wav.shape[0] < min_duration_s * sr:
+        raise AudioError(f"{path}: too short ({wav.shape[0] / sr:.3f} s < {min_duration_s} s)")
+    return np.ascontiguousarray(wav, dtype=np.float32)

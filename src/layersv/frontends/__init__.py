@@ -1,0 +1,32 @@
+"""Frontends: waveforms ``(B, S)`` + lengths → ``(hidden (B, L, T, D), frame lengths (B,))``.
+
+``FRONTENDS`` maps a name to a factory ``build(cfg: FrontendConfig) -> nn.Module`` and
+``FRONTEND_LOADERS`` maps it to ``from_description(d) -> nn.Module`` (checkpoint rebuild).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch.nn as nn
+
+from ..config import FrontendConfig
+from .ssl import SSLFrontend, load_hf_encoder
+
+
+def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
+    encoder, do_norm = load_hf_encoder(cfg.backbone_cfg, cfg.use_pretrain)
+    if cfg.grad_checkpointing and not cfg.frz_pretrain:
+        encoder.gradient_checkpointing_enable()
+    return SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
+                       keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
+
+
+FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {"ssl": build_ssl}
+FRONTEND_LOADERS: dict[str, Callable[[dict], nn.Module]] = {"ssl": SSLFrontend.from_description}
+
+
+def build_frontend(cfg: FrontendConfig) -> nn.Module:
+    if cfg.frontend not in FRONTENDS:
+        raise ValueError(f"unknown frontend {cfg.frontend!r}; available: {', '.join(sorted(FRONTENDS))}")
+    return FRONTENDS[cfg.frontend](cfg)

@@ -1,0 +1,144 @@
+"""``SpeakerEncoder(frontend, backend)``: waveforms → speaker embeddings; self-describing checkpoints.
+
+A checkpoint (``model_best.pt`` / ``model_last.pt``) holds ``{"format", "frontend": {name,
+description}, "backend": {name, args, in_layers, in_dim}, "state_dict", ...}`` so that
+:func:`load_model` rebuilds the encoder without the training config or the original
+pretrained weights.  The training head is never part of it (the trainer stores it
+separately under ``"train_state"`` in ``model_last.pt``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CHECKPOINT_FORMAT = "layersv-1"
+
+
+class SpeakerEncoder(nn.Module):
+    """Frontend + backend.
+
+    ``forward(wav (B, S) float in [-1, 1] at ``sample_rate``, wav_lengths (B,) samples)``
+    returns raw embeddings ``(B, E)``; :meth:`embed` returns L2-normalised ones.
+    """
+
+    def __init__(self, frontend: nn.Module, backend: nn.Module, frontend_name: str = "ssl",
+                 backend_name: str = "", backend_args: dict | None = None):
+        super().__init__()
+        self.frontend = frontend
+        self.backend = backend
+        self.frontend_name = frontend_name
+        self.backend_name = backend_name
+        self.backend_args = dict(backend_args or {})
+
+    @property
+    def sample_rate(self) -> int:
+        return int(getattr(self.frontend, "sample_rate", 16000))
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.backend.embedding_dim)
+
+    def forward(self, wav: torch.Tensor, wav_lengths: torch.Tensor) -> torch.Tensor:
+        hidden, lengths = self.frontend(wav, wav_lengths)
+        return self.backend(hidden, lengths)
+
+    @torch.no_grad()
+    def embed(self, wav: Any, sample_rate: int | None = None, lengths: torch.Tensor | None = None) -> np.ndarray:
+        """L2-normalised embeddings.
+
+        ``wav``: a 1-D array/tensor (one utterance) → ``(E,)``, or ``(B, S)`` with optional
+        ``lengths`` → ``(B, E)``.  A different ``sample_rate`` is resampled to the model's.
+        """
+        from .data.audio import resample
+
+        was_training = self.training
+        self.eval()
+        x = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not torch.is_tensor(wav) else wav).float()
+        single = x.dim() == 1
+        if x.dim() > 2:
+            raise ValueError(f"embed expects (samples,) or (batch, samples), got shape {tuple(x.shape)}")
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            if not single:
+                raise ValueError("resampling is only done for a single 1-D waveform; resample batches first")
+            x = torch.from_numpy(resample(x.numpy(), sample_rate, self.sample_rate))
+        x = x[None] if single else x
+        if lengths is None:
+            lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+        dev = next(self.parameters()).device
+        e = F.normalize(self(x.to(dev), lengths.to(dev)).float(), dim=-1).cpu().numpy()
+        self.train(was_training)
+        return e[0] if single else e
+
+    def describe(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "frontend": {"name": self.frontend_name, "description": self.frontend.describe()},
+            "backend": {
+                "name": self.backend_name, "args": self.backend_args,
+                "in_layers": self.frontend.num_layers, "in_dim": self.frontend.dim,
+            },
+        }
+
+
+def build_model(cfg) -> SpeakerEncoder:
+    """Build a :class:`SpeakerEncoder` from a :class:`layersv.config.Config`."""
+    from .backends import build_backend
+    from .frontends import build_frontend
+
+    frontend = build_frontend(cfg.frontend)
+    backend = build_backend(cfg.model.model, frontend.num_layers, frontend.dim, **cfg.model.args)
+    return SpeakerEncoder(frontend, backend, cfg.frontend.frontend, cfg.model.model, cfg.model.args)
+
+
+def save_model(model: SpeakerEncoder, path: str | os.PathLike, **extra: Any) -> None:
+    """Write a self-describing checkpoint atomically; ``extra`` entries are stored beside it."""
+    from .utils import atomic_torch_save
+
+    model = getattr(model, "module", model)
+    ckpt = model.describe()
+    ckpt["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt.update(extra)
+    atomic_torch_save(ckpt, path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint file (or ``<run>/model_best.pt`` when given a run folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model_best.pt"
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {p}")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ValueError(f"cannot read checkpoint {p}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{p} is not a layersv checkpoint (format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt: dict) -> SpeakerEncoder:
+    from .backends import build_backend
+    from .frontends import FRONTEND_LOADERS
+
+    fr = ckpt["frontend"]
+    if fr["name"] not in FRONTEND_LOADERS:
+        raise ValueError(f"checkpoint uses unknown frontend {fr['name']!r}")
+    frontend = FRONTEND_LOADERS[fr["name"]](fr["description"])
+    be = ckpt["backend"]
+    backend = build_backend(be["name"], be["in_layers"], be["in_dim"], **be["args"])
+    model = SpeakerEncoder(frontend, backend, fr["name"], be["name"], be["args"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def load_model(path: str | os.PathLike, device: str = "cpu") -> SpeakerEncoder:
+    """Rebuild a trained encoder from a checkpoint file or run folder (eval mode)."""
+    return model_from_checkpoint(read_checkpoint(path)).to(device)

@@ -1,0 +1,95 @@
+"""Run reports: ``report.json`` (stable keys, read by scripts), ``report.md`` and ``det.png``.
+
+``report.json``: ``{"dataset", "trials", "targets", "stages": {stage: {"eer" (%),
+"min_dcf_0.01", "min_dcf_0.05"[, "cllr", "act_dcf_0.01", "act_dcf_0.05"]}}, ...}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .data.folder import Trials
+from .utils import atomic_savefig, atomic_write_text
+
+CALIBRATED_STAGES = {"qmf", "calibrated"}
+
+
+def write_scores(path: str | Path, trials: Trials, scores: np.ndarray) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["LABEL", "SAMPLE1", "SAMPLE2", "SCORE"])
+    for lab, a, b, s in zip(trials.labels, trials.enroll, trials.test, scores):
+        w.writerow([int(lab), a, b, f"{s:.6f}"])
+    atomic_write_text(path, buf.getvalue())
+
+
+def stage_metrics(stage_scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, dict[str, float]]:
+    return {
+        st: {k: v for k, v in metrics.compute_all(s, labels, calibrated=st in CALIBRATED_STAGES).items()
+             if k not in ("trials", "targets")}
+        for st, s in stage_scores.items()
+    }
+
+
+def markdown_table(report: dict) -> str:
+    stages = report["stages"]
+    keys = ["eer", "min_dcf_0.01", "min_dcf_0.05", "cllr", "act_dcf_0.01", "act_dcf_0.05"]
+    keys = [k for k in keys if any(k in v for v in stages.values())]
+    head = "| stage | " + " | ".join("EER %" if k == "eer" else k for k in keys) + " |"
+    rows = [head, "|" + "---|" * (len(keys) + 1)]
+    for st, v in stages.items():
+        rows.append(f"| {st} | " + " | ".join(f"{v[k]:.4f}" if k in v else "–" for k in keys) + " |")
+    return "\n".join(rows)
+
+
+def write_report(run_dir: str | Path, report: dict[str, Any], stage_scores: dict[str, np.ndarray],
+                 labels: np.ndarray, title: str = "") -> None:
+    """Write report.json, report.md and det.png into ``run_dir``."""
+    run_dir = Path(run_dir)
+    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
+    lines = [f"# {title or 'layersv report'}", "",
+             f"Dataset: `{report['dataset']}` — {report['trials']} trials, {report['targets']} targets.", "",
+             markdown_table(report), ""]
+    for k in ("model", "selected_step", "valid_eer", "run"):
+        if k in report:
+            lines.append(f"- {k}: {report[k]}")
+    lines += ["", "![DET curves](det.png)", ""]
+    atomic_write_text(run_dir / "report.md", "\n".join(lines))
+    plot_det(run_dir / "det.png", stage_scores, labels, title or report["dataset"])
+
+
+def plot_det(path: str | Path, stage_scores: dict[str, np.ndarray], labels: np.ndarray, title: str = "") -> None:
+    """DET curves (miss vs false-alarm probability on normal-deviate axes), one per stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    for st, s in stage_scores.items():
+        d = metrics.det_curve(s, labels)
+        eer = metrics.eer(s, labels)
+        ax.plot(metrics.probit(d["p_fa"]), metrics.probit(d["p_miss"]), label=f"{st} (EER {eer:.2f} %)")
+    t = metrics.probit(ticks)
+    ax.set_xticks(t, [f"{100 * x:g}" for x in ticks])
+    ax.set_yticks(t, [f"{100 * x:g}" for x in ticks])
+    lim = (metrics.probit(np.array([0.0005]))[0], metrics.probit(np.array([0.5]))[0])
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.plot(lim, lim, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("false-alarm probability (%)")
+    ax.set_ylabel("miss probability (%)")
+    ax.set_title(f"DET — {title}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
