@@ -72,13 +72,23 @@ class TrainConfig:
     batch_size: int = 32
     nb_total_step: int = 1000  # optimizer steps
     nb_steps_eval: int = 100  # steps per cycle (validation after each)
-    optimizer: str = "adam"  # adam | adamw | sgd
+    optimizer: str = "adam"  # adam | adamw | sgd | rmsprop
     lr: float = 3e-3  # peak lr of backend + head
     backbone_lr: float = 1e-4  # peak lr of the encoder when it trains
     weight_decay: float = 0.0
-    scheduler: str = "onecycle"  # onecycle | cosine | constant
-    pct_start: float = 0.1
-    grad_clip: float = 5.0
+    scheduler: str = "onecycle"  # onecycle | cosine | cosine_restarts | cyclic | tristage | constant
+    pct_start: float = 0.1  # onecycle warm-up fraction
+    warmup_steps: int = 0  # cosine / cosine_restarts linear warm-up
+    cycle_steps: int = 0  # cosine_restarts period / cyclic half-period (0 = automatic)
+    cycle_mult: float = 1.0
+    restart_decay: float = 1.0
+    min_lr: float = 0.0
+    grad_clip: float = 5.0  # global norm; 0 = off
+    accum_steps: int = 1  # gradient accumulation: micro-batches per optimizer step
+    amp: str = "none"  # none | bf16 | fp16 (autocast; used where a GPU exists)
+    ema_decay: float = 0.0  # exponential moving average of the weights (0 = off); validated and saved
+    unfreeze_at_step: int = 0  # ExploreWV2: unfreeze the encoder (not its CNN) at this step (0 = never)
+    logger: str = "none"  # none | tensorboard | wandb | neptune
     margin_schedule: str = "none"  # none | linear | log | exp: ramp the head margin from margin_start
     margin_start: float = 0.0
     margin_ramp_begin: int = 0  # step where the ramp starts

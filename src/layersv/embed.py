@@ -45,13 +45,26 @@ class Embeddings:
 @torch.no_grad()
 def extract_embeddings(model: torch.nn.Module, ds: DatasetFolder, keys: list[str], infos: dict[str, AudioInfo],
                        batch_sec: float = 120.0, max_s: float = 0.0, device: str = "cpu", workers: int = 0,
-                       progress: bool = True, desc: str = "embed") -> Embeddings:
+                       progress: bool = True, desc: str = "embed", distributed: bool = False) -> Embeddings:
     """Embed every utterance in ``keys`` (relative paths) with ``model`` in eval mode.
 
     Utterances are sorted by duration and batched so that ``batch · longest ≤ batch_sec``
-    seconds; ``max_s`` > 0 keeps only the first ``max_s`` seconds of each.
+    seconds; ``max_s`` > 0 keeps only the first ``max_s`` seconds of each.  With
+    ``distributed`` under torchrun, each rank embeds its share and the results are gathered.
     """
+    from . import distributed as dist
+
     keys = sorted(set(keys))
+    if distributed and dist.world_size() > 1:
+        part = extract_embeddings(model, ds, keys[dist.rank() :: dist.world_size()], infos, batch_sec, max_s, device,
+                                  workers, progress, desc)
+        parts = dist.gather_objects((part.keys, part.matrix, part.raw_norms))
+        ks = [k for p in parts for k in p[0]]
+        order = np.argsort(np.asarray(ks))
+        mat, nrm = np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
+        return Embeddings([ks[i] for i in order], mat[order], nrm[order])
+    if not keys:
+        return Embeddings([], np.zeros((0, model.embedding_dim), np.float32), np.zeros(0, np.float32))
     durs = [min(infos[k].duration, max_s) if max_s else infos[k].duration for k in keys]
     batches = length_buckets(durs, batch_sec)
     sr = getattr(model, "sample_rate", 16000)

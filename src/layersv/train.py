@@ -2,36 +2,47 @@
 
 A *cycle* is ``nb_steps_eval`` optimizer steps followed by validation on the dataset's
 **validation** trials; ``model_best.pt`` is the cycle with the lowest validation EER (the
-seeds also looked at test scores while selecting; the test set is scored once here, on the
-selected checkpoint).  ``model_last.pt`` carries optimizer, scheduler, head and RNG states,
-so ``--resume RUN`` continues exactly where the last finished cycle ended.
+seeds also looked at test scores while selecting; here the test set is scored once, on the
+selected checkpoint, unless ``eval_test_each_cycle`` asks for a per-cycle look that is logged only).
+``model_last.pt`` carries optimizer, scheduler, head, EMA and RNG states, so ``--resume RUN``
+continues exactly where the last finished cycle ended and reaches the same final metrics.
+
+Phases (LAP's frozen → joint → large-margin fine-tuning) are configs, not code paths: they
+differ in ``frz_pretrain``, ``init_from``, learning rates, margin and crop length.
+Under ``torchrun`` every rank trains on its share of each global batch (DDP); see
+:mod:`layersv.distributed`.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
 import math
 import time
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+import torch.nn as nn
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from . import distributed as dist
 from . import metrics
 from .config import Config, save_config, to_dict
-from .data.dataset import StreamSampler, TrainCrops, collate
+from .data.dataset import TrainCrops, collate
 from .data.folder import DatasetFolder, check_dataset, open_dataset
 from .embed import extract_embeddings
-from .evaluate import evaluate_split
 from .heads import MarginSchedule, build_head
+from .loggers import build_logger
 from .model import SpeakerEncoder, build_model, read_checkpoint, save_model
-from .utils import (atomic_torch_save, atomic_write_text, count_parameters, rng_state, seed_everything,
-                    set_rng_state, setup_run_logger)
+from .optim import build_optimizer, build_scheduler, param_groups
+from .utils import (atomic_write_text, count_parameters, rng_state, seed_everything, set_rng_state,
+                    setup_run_logger)
 
 METRIC_COLUMNS = ["cycle", "step", "train_loss", "train_acc", "lr", "margin", "valid_eer",
                   "valid_min_dcf_0.01", "valid_min_dcf_0.05", "best_valid_eer", "elapsed_s"]
@@ -44,16 +55,62 @@ class TrainState:
     best_eer: float = math.inf
     best_step: int = -1
     elapsed_s: float = 0.0
-    history: list = None  # metrics.csv rows, kept in model_last.pt so a resume rewrites the same file
+    history: list = field(default_factory=list)  # metrics.csv rows, kept in model_last.pt
 
-    def __post_init__(self):
-        self.history = list(self.history or [])
+
+class TrainStep(nn.Module):
+    """Model + head in one module so DDP sees every trainable parameter: returns (loss, logits)."""
+
+    def __init__(self, model: SpeakerEncoder, head: nn.Module):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, wav: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
+        return self.head(self.model(wav, lengths), labels)
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state (weights and BN statistics)."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if e.dtype.is_floating_point:
+                e.mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                e.copy_(v)
+
+
+class StepBatches(Sampler):
+    """Micro-batches of the deterministic training stream for this rank.
+
+    Global step ``s`` covers stream items ``s·B … (s+1)·B − 1``; with ``W`` ranks and ``A``
+    accumulation steps, rank ``r`` reads micro-batch ``j`` = items ``s·B + (j·W + r)·b + [0, b)``,
+    ``b = B / (W·A)`` — so the union over ranks and micro-batches is the single-process batch.
+    """
+
+    def __init__(self, start_step: int, steps: int, batch_size: int, world: int, rank: int, accum: int):
+        self.start, self.steps, self.B, self.W, self.r, self.A = start_step, steps, batch_size, world, rank, accum
+        self.b = batch_size // (world * accum)
+
+    def __iter__(self):
+        for s in range(self.start, self.start + self.steps):
+            for j in range(self.A):
+                first = s * self.B + (j * self.W + self.r) * self.b
+                yield list(range(first, first + self.b))
+
+    def __len__(self) -> int:
+        return self.steps * self.A
 
 
 def new_run_dir(out: str | None, root: str = "res") -> Path:
-    if out:
-        return Path(out)
-    return Path(root) / time.strftime("local-%Y%m%d-%H%M%S")
+    return Path(out) if out else Path(root) / time.strftime("local-%Y%m%d-%H%M%S")
 
 
 def effective_schedule(cfg: Config) -> tuple[int, int]:
@@ -65,75 +122,72 @@ def effective_schedule(cfg: Config) -> tuple[int, int]:
     return t.nb_total_step, max(1, min(t.nb_steps_eval, t.nb_total_step))
 
 
-def build_optimizer(cfg: Config, model: SpeakerEncoder, head: torch.nn.Module, total_steps: int):
-    """Two parameter groups: backend + head at ``lr``, trainable encoder parameters at ``backbone_lr``."""
-    t = cfg.train
-    groups = [{"params": [p for p in list(model.backend.parameters()) + list(head.parameters()) if p.requires_grad],
-               "lr": t.lr, "name": "backend"}]
-    fr = [p for p in model.frontend.parameters() if p.requires_grad]
-    if fr:
-        groups.append({"params": fr, "lr": t.backbone_lr, "name": "frontend"})
-    opts = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    if t.optimizer not in opts:
-        raise ValueError(f"unknown optimizer {t.optimizer!r}; valid: {', '.join(opts)}")
-    kw = {"momentum": 0.9} if t.optimizer == "sgd" else {}
-    opt = opts[t.optimizer](groups, lr=t.lr, weight_decay=t.weight_decay, **kw)
-    max_lrs = [g["lr"] for g in groups]
-    if t.scheduler == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=total_steps,
-                                                    pct_start=t.pct_start)
-    elif t.scheduler == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps, eta_min=0.0)
-    elif t.scheduler == "constant":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    else:
-        raise ValueError(f"unknown scheduler {t.scheduler!r}; valid: onecycle, cosine, constant")
-    return opt, sched
+def _autocast(cfg: Config, device: str):
+    if cfg.train.amp == "none" or not device.startswith("cuda"):
+        return nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if cfg.train.amp == "bf16" else torch.float16)
 
 
-def train_one_cycle(model, head, opt, sched, crops: TrainCrops, cfg: Config, state: TrainState, steps: int,
-                    device: str, progress: bool, margin_fn=None) -> dict:
-    """Run ``steps`` optimizer steps from ``state.step``; returns mean loss / accuracy / last lr."""
-    bs = cfg.train.batch_size
-    start = state.step * bs
-    loader = DataLoader(crops, batch_size=bs, sampler=StreamSampler(start, start + steps * bs),
-                        collate_fn=collate, num_workers=cfg.workers, drop_last=False)
-    model.train()
-    head.train()
-    tot_loss, tot_acc, n = 0.0, 0.0, 0
-    bar = tqdm(loader, total=steps, desc=f"cycle {state.cycle + 1} train", disable=not progress, leave=False,
-               unit="step")
-    for b in bar:
-        if margin_fn is not None:
-            head.margin = margin_fn(state.step)
-        emb = model(b.wav.to(device), b.lengths.to(device))
+def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config, state: TrainState, steps: int,
+                    device: str, bar, margin_fn=None, ema: EMA | None = None, on_step=None) -> tuple[dict, nn.Module]:
+    """``steps`` optimizer steps (each ``accum_steps`` micro-batches).
+
+    Returns (mean loss / accuracy / lr / margin, the step module — re-wrapped if ``on_step`` changed it).
+    """
+    inner = getattr(step_mod, "module", step_mod)
+    inner.train()
+    accum = cfg.train.accum_steps
+    params = [p for g in opt.param_groups for p in g["params"]]
+    tot_loss, tot_acc, n, micro = 0.0, 0.0, 0, 0
+    for b in loader:
+        if micro == 0:
+            if on_step is not None:
+                step_mod = on_step(state.step) or step_mod
+            if margin_fn is not None:
+                inner.head.margin = margin_fn(state.step)
+            opt.zero_grad(set_to_none=True)
+        micro += 1
         labels = b.labels.to(device)
-        loss, logits = head(emb, labels)
+        sync = micro == accum or not hasattr(step_mod, "no_sync")
+        with (nullcontext() if sync else step_mod.no_sync()), _autocast(cfg, device):
+            loss, logits = step_mod(b.wav.to(device), b.lengths.to(device), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {state.step}; lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with (nullcontext() if sync else step_mod.no_sync()):
+            scaler.scale(loss / accum).backward()
+        tot_loss += loss.item() / accum
+        tot_acc += (logits.argmax(-1) == labels).float().mean().item() / accum
+        if micro < accum:
+            continue
+        micro = 0
+        scaler.unscale_(opt)
         if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], cfg.train.grad_clip)
-        opt.step()
+            torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], cfg.train.grad_clip)
+        scaler.step(opt)
+        scaler.update()
         sched.step()
+        if ema is not None:
+            ema.update(inner.model)
         state.step += 1
-        acc = (logits.argmax(-1) == labels).float().mean().item()
-        tot_loss += loss.item()
-        tot_acc += acc
         n += 1
-        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc:.2f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
-    return {"train_loss": tot_loss / max(n, 1), "train_acc": tot_acc / max(n, 1),
-            "lr": opt.param_groups[0]["lr"], "margin": float(getattr(head, "margin", 0.0))}
+        bar.update(1)
+        bar.set_postfix(loss=f"{tot_loss / n:.3f}", acc=f"{tot_acc / n:.2f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
+                        margin=f"{float(getattr(inner.head, 'margin', 0.0)):.2f}")
+    loss_acc = torch.tensor([tot_loss / max(n, 1), tot_acc / max(n, 1)])
+    if dist.world_size() > 1:
+        torch.distributed.all_reduce(loss_acc)
+        loss_acc /= dist.world_size()
+    return {"train_loss": float(loss_acc[0]), "train_acc": float(loss_acc[1]), "lr": opt.param_groups[0]["lr"],
+            "margin": float(getattr(inner.head, "margin", 0.0))}, step_mod
 
 
 def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid"):
-    """EER / minDCF of the cosine scores on ``split`` trials."""
-    trials = ds.trials(split)
-    emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
-                             device, cfg.workers, progress, desc=f"{split} embed")
+    """EER / minDCF of the cosine scores on ``split`` trials (extraction sharded over ranks)."""
     from .scoring import cosine_scores
 
+    trials = ds.trials(split)
+    emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
+                             device, cfg.workers, progress, desc=f"{split} embed", distributed=True)
     return metrics.compute_all(cosine_scores(emb, trials), trials.labels)
 
 
@@ -148,16 +202,12 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
 
 
-def _init_from(model: SpeakerEncoder, head, path: str, log) -> None:
+def init_from(model: SpeakerEncoder, head, path: str, log) -> None:
     """Initialise from a previous phase (run folder → its model_best.pt), and its head if shapes match."""
-    p = Path(path)
-    ckpt = read_checkpoint(p)
+    ckpt = read_checkpoint(path)
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    log.info(f"init_from {path}: missing={len(missing)} unexpected={len(unexpected)}")
-    last = (p / "model_last.pt") if p.is_dir() else None
+    log.info(f"init_from {path}: {len(missing)} missing and {len(unexpected)} unexpected weights")
     hs = ckpt.get("head_state")
-    if hs is None and last is not None and last.is_file():
-        hs = torch.load(last, map_location="cpu", weights_only=False).get("train_state", {}).get("head")
     if hs is not None:
         try:
             head.load_state_dict(hs)
@@ -166,39 +216,57 @@ def _init_from(model: SpeakerEncoder, head, path: str, log) -> None:
             log.info(f"init_from: head not loaded ({str(e).splitlines()[0]})")
 
 
+def _training_rows(cfg: Config, ds: DatasetFolder) -> list[tuple[str, str]]:
+    rows = ds.train
+    if cfg.data.max_train_utts and len(rows) > cfg.data.max_train_utts:
+        idx = np.random.default_rng(cfg.seed).choice(len(rows), cfg.data.max_train_utts, replace=False)
+        rows = [rows[i] for i in sorted(idx)]
+    return rows
+
+
+def _check_batch(cfg: Config) -> None:
+    w, a, b = dist.world_size(), cfg.train.accum_steps, cfg.train.batch_size
+    if a < 1 or b % (w * a):
+        raise ValueError(f"batch_size {b} must be divisible by world size {w} × accum_steps {a}")
+
+
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
     """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
-    run_dir = Path(run_dir) if run_dir else new_run_dir(None)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "scores").mkdir(exist_ok=True)
-    log = setup_run_logger(run_dir)
-    device = cfg.device
-    seed_everything(cfg.seed)
+    device = dist.setup(cfg.device)
+    main = dist.is_main()
+    run_dir = Path(dist.broadcast_object(str(run_dir or new_run_dir(None))))
+    _check_batch(cfg)
+    if main:
+        (run_dir / "scores").mkdir(parents=True, exist_ok=True)
+    dist.barrier()
+    log = setup_run_logger(run_dir if main else None)
+    progress = progress and main
+    seed_everything(cfg.seed + dist.rank())
     if command:
         log.info(f"USING COMMAND: {command}")
-    if not resume:
+    if main and not resume:
         save_config(cfg, run_dir / "config.yaml")
     log.info("config: " + json.dumps(to_dict(cfg)))
 
     ds = open_dataset(cfg.data.data_dir)
-    splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
-    infos = check_dataset(ds, splits)
-    train_rows = ds.train
-    if cfg.data.max_train_utts and len(train_rows) > cfg.data.max_train_utts:
-        idx = np.random.default_rng(cfg.seed).choice(len(train_rows), cfg.data.max_train_utts, replace=False)
-        train_rows = [train_rows[i] for i in sorted(idx)]
+    infos = check_dataset(ds, ("valid",) if cfg.train.skiptest else ("valid", "test"))
+    train_rows = _training_rows(cfg, ds)
     speakers = sorted({s for _, s in train_rows})
     spk_index = {s: i for i, s in enumerate(speakers)}
-    log.info(f"dataset {ds.name}: {len(train_rows)} training utterances, {len(speakers)} speakers")
+    log.info(f"dataset {ds.name}: {len(train_rows)} training utterances, {len(speakers)} speakers; "
+             f"world size {dist.world_size()}")
 
     model = build_model(cfg).to(device)
     head = build_head(cfg.head.head, model.embedding_dim, len(speakers), **cfg.head.args).to(device)
-    log.info(f"parameters: frontend {count_parameters(model.frontend)} "
-             f"(trainable {count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
+    log.info(f"parameters: frontend {count_parameters(model.frontend)} (trainable "
+             f"{count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
              f"head {count_parameters(head)}")
     total, per_cycle = effective_schedule(cfg)
-    opt, sched = build_optimizer(cfg, model, head, total)
+    opt = build_optimizer(cfg.train.optimizer, param_groups(model, head, cfg.train.lr, cfg.train.backbone_lr),
+                          cfg.train.lr, cfg.train.weight_decay)
+    sched = build_scheduler(cfg.train, opt, total)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.startswith("cuda"))
     state = TrainState()
     if resume:
         last = torch.load(run_dir / "model_last.pt", map_location="cpu", weights_only=False)
@@ -208,25 +276,48 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["scheduler"])
         state = TrainState(**ts["state"])
-        set_rng_state(ts["rng"])
-        write_metrics(run_dir, state.history)
+        rngs = ts["rng"]
+        set_rng_state(rngs[dist.rank()] if len(rngs) == dist.world_size() else rngs[0])
+        if state.step >= cfg.train.unfreeze_at_step > 0:
+            model.frontend.unfreeze(freeze_cnn=cfg.frontend.frz_cnn)
         log.info(f"resumed at step {state.step} (cycle {state.cycle})")
     elif cfg.train.init_from:
-        _init_from(model, head, cfg.train.init_from, log)
+        init_from(model, head, cfg.train.init_from, log)
+    ema = EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
+    if ema is not None and resume and ts.get("ema") is not None:
+        ema.model.load_state_dict(ts["ema"])
 
-    crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
-                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen)
+    step_mod = _wrap(TrainStep(model, head), device)
+
+    def on_step(step: int):
+        if cfg.train.unfreeze_at_step and step == cfg.train.unfreeze_at_step:
+            model.frontend.unfreeze(freeze_cnn=cfg.frontend.frz_cnn)
+            log.info(f"step {step}: encoder unfrozen")
+            return _wrap(TrainStep(model, head), device)  # DDP must see the new trainable parameters
+        return None
+
     margin_fn = None
     if cfg.train.margin_schedule != "none" and hasattr(head, "margin"):
         t = cfg.train
         margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, t.margin_ramp_steps,
                                    t.margin_schedule)
+    crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
+                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen)
+    tlog = build_logger(cfg.train.logger, run_dir, to_dict(cfg)) if main else build_logger("none", run_dir, {})
+    if main and resume:
+        write_metrics(run_dir, state.history)
+    bar = tqdm(total=total, initial=state.step, desc="train", disable=not progress, unit="step", dynamic_ncols=True)
     t0 = time.time() - state.elapsed_s
     while state.step < total:
         steps = min(per_cycle, total - state.step)
-        tr = train_one_cycle(model, head, opt, sched, crops, cfg, state, steps, device, progress, margin_fn)
+        loader = DataLoader(crops, batch_sampler=StepBatches(state.step, steps, cfg.train.batch_size,
+                                                             dist.world_size(), dist.rank(), cfg.train.accum_steps),
+                            collate_fn=collate, num_workers=cfg.workers)
+        tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
+                                       margin_fn, ema, on_step)
         state.cycle += 1
-        va = validate(model, ds, infos, cfg, device, progress)
+        eval_model = ema.model if ema is not None else model
+        va = validate(eval_model, ds, infos, cfg, device, progress)
         improved = va["eer"] < state.best_eer
         if improved:
             state.best_eer, state.best_step = va["eer"], state.step
@@ -237,20 +328,40 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         msg = (f"cycle {state.cycle} step {state.step}/{total}: loss {tr['train_loss']:.4f} acc {tr['train_acc']:.3f} "
                f"| valid EER {va['eer']:.2f} % minDCF0.01 {va['min_dcf_0.01']:.4f} (best {state.best_eer:.2f} %)")
         if cfg.train.eval_test_each_cycle and not cfg.train.skiptest:
-            te = validate(model, ds, infos, cfg, device, progress, split="test")
+            te = validate(eval_model, ds, infos, cfg, device, progress, split="test")
             row["test_eer"] = te["eer"]
-            msg += f" | test EER {te['eer']:.2f} %"
-        log.info(msg)
-        tqdm.write(msg) if progress else print(msg, flush=True)
-        if improved:
-            save_model(model, run_dir / "model_best.pt", step=state.step, valid=va, head_state=head.state_dict())
+            msg += f" | test EER {te['eer']:.2f} % (logged only, never used to select)"
         state.history.append(row)
-        save_model(model, run_dir / "model_last.pt", step=state.step, train_state={
-            "head": head.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "state": {**vars(state), "history": list(state.history)}, "rng": rng_state(),
-        })
-        write_metrics(run_dir, state.history)
+        rngs = dist.gather_objects(rng_state())
+        if main:
+            log.info(msg)
+            bar.write(msg) if progress else print(msg, flush=True)
+            tlog.log(state.step, {f"train/{k}": v for k, v in tr.items()} |
+                     {f"valid/{k}": v for k, v in va.items() if k not in ("trials", "targets")})
+            if improved:
+                save_model(eval_model, run_dir / "model_best.pt", step=state.step, valid=va, head_state=head.state_dict())
+            save_model(model, run_dir / "model_last.pt", step=state.step, train_state={
+                "head": head.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "state": {**vars(state), "history": list(state.history)}, "rng": rngs,
+                "ema": ema.model.state_dict() if ema is not None else None,
+            })
+            write_metrics(run_dir, state.history)
+        dist.barrier()
+    bar.close()
+    tlog.close()
     log.info(f"training done: best valid EER {state.best_eer:.2f} % at step {state.best_step}")
-    if not cfg.train.skiptest:
+    if main and not cfg.train.skiptest:
+        from .evaluate import evaluate_split
+
         evaluate_split(run_dir, cfg, ds, infos, train_rows, device=device, progress=progress, log=log)
+    dist.teardown()
     return run_dir
+
+
+def _wrap(step_mod: TrainStep, device: str) -> nn.Module:
+    if dist.world_size() == 1:
+        return step_mod
+    if device.startswith("cuda"):
+        step_mod = nn.SyncBatchNorm.convert_sync_batchnorm(step_mod)
+    ids = [torch.device(device).index] if device.startswith("cuda") else None
+    return nn.parallel.DistributedDataParallel(step_mod, device_ids=ids, find_unused_parameters=True)
