@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--asnorm_topk", type=int, default=None, help="top-k cohort scores per side")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
+    from . import cli_infer
+
+    cli_infer.add_parsers(sub)
     return p
 
 
@@ -129,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
+        from . import cli_infer
+
+        rc = cli_infer.run(a)
+        if rc is not None:
+            return rc
     except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
         return 2
