@@ -37,8 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--eval_data", default="", help="another dataset folder whose test trials to score")
     e.add_argument("--device", default="cpu")
     e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--score_normalize", action="store_true", help="add the AS-norm stage")
+    e.add_argument("--score_calibrate", action="store_true", help="add the QMF calibration stage (LLRs)")
+    e.add_argument("--n_crops", type=int, default=None, help="mean of N fixed crops instead of full utterances")
+    e.add_argument("--crop_sec", type=float, default=None, help="crop length in seconds (with --n_crops)")
+    e.add_argument("--cohort", default=None, help="AS-norm cohort: auto | train | cohort_csv")
+    e.add_argument("--cohort_size", type=int, default=None, help="max cohort speakers (0 = all)")
+    e.add_argument("--asnorm_topk", type=int, default=None, help="top-k cohort scores per side")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
+    from . import cli_infer
+
+    cli_infer.add_parsers(sub)
     return p
 
 
@@ -82,9 +92,14 @@ def cmd_train(a, rest: list[str]) -> int:
 def cmd_eval(a) -> int:
     from .evaluate import evaluate_run
 
-    r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress)
+    ov = {k: getattr(a, k) for k in ("n_crops", "crop_sec", "cohort", "cohort_size", "asnorm_topk")
+          if getattr(a, k) is not None}
+    ov.update({k: True for k in ("score_normalize", "score_calibrate") if getattr(a, k)})
+    r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress, overrides=ov)
     for st, m in r["stages"].items():
-        print(f"{st:10s} EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}  minDCF(0.05) {m['min_dcf_0.05']:.4f}")
+        cal = f"  Cllr {m['cllr']:.4f}  actDCF(0.01) {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
+        print(f"{st:10s} EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}  minDCF(0.05) {m['min_dcf_0.05']:.4f}"
+              + cal)
     return 0
 
 
@@ -117,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
+        from . import cli_infer
+
+        rc = cli_infer.run(a)
+        if rc is not None:
+            return rc
     except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
         return 2

@@ -104,6 +104,14 @@ class EvalConfig:
     score_normalize: bool = False
     score_calibrate: bool = False
     mean_sub_utts: int = 2000  # training utterances used for the mean-subtraction mean
+    cohort: str = "auto"  # AS-norm cohort: auto (cohort.csv if present, else train) | train | cohort_csv
+    cohort_size: int = 5000  # max cohort entries (speaker mean embeddings); 0 = all speakers
+    cohort_utts_per_speaker: int = 10  # utterances embedded per cohort speaker
+    asnorm_topk: int = 300  # top-k cohort scores per side
+    calibration_c: float = 1.0  # inverse L2 strength of the QMF logistic regression
+    n_crops: int = 0  # 0 = full utterances; N = mean of N evenly spaced crops (ECAPA-style)
+    crop_sec: float = 3.0  # crop length (s) when n_crops > 0
+    embedding_cache: bool = True  # cache embeddings in run_dir/embeddings/<set>.npz
 
 
 @dataclass

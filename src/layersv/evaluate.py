@@ -1,43 +1,131 @@
-"""Evaluation of a run: embeddings of the test trials' utterances → scoring stages → report.
+"""Evaluation of a run: embeddings → scoring stages → metrics, report and stored operating points.
 
-Stages: ``cosine`` (raw cosine) and ``mean_sub`` (cosine after subtracting the mean
-embedding of training utterances: LAP's "naive" evaluation).  Score normalisation and
-calibration stages are added by :mod:`layersv.scoring` when asked for.
+Stages (each a column of the report):
+
+* ``cosine``: raw cosine;
+* ``mean_sub``: cosine after subtracting the mean embedding of training utterances (LAP's
+  "naive" evaluation);
+* ``asnorm`` (``eval.score_normalize``): adaptive s-norm of ``mean_sub`` with a top-k cohort
+  (:mod:`layersv.scoring.asnorm`);
+* ``qmf`` (``eval.score_calibrate``): QMF logistic-regression calibration of the last
+  normalised stage, fitted on the **validation** trials of the training dataset and applied
+  to the test trials → LLRs (:mod:`layersv.scoring.calibration`).
+
+The fitted state (mean, cohort, calibrator, thresholds) is stored in the run folder
+(``scoring.npz``, ``calibration.json``) for ``layersv verify``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 
-from .config import Config, load_config
-from .data.folder import DatasetFolder, check_dataset, open_dataset
-from .embed import extract_embeddings
+from . import metrics
+from .config import Config, apply_overrides, load_config
+from .data.folder import DatasetFolder, check_dataset, open_dataset, probe_files
+from .embed_cache import cached_embeddings
 from .model import load_model
 from .report import stage_metrics, write_report, write_scores
-from .scoring import cosine_scores
+from .scoring.asnorm import prepare_cohort
+from .scoring.calibration import fit_qmf
+from .scoring.pipeline import ScoringPipeline
 
 _log = logging.getLogger("layersv")
+OPERATING_PRIORS = (0.01, 0.05)
 
 
-def train_mean(model, ds: DatasetFolder, train_rows, infos, cfg: Config, device: str, progress: bool) -> np.ndarray:
-    """Mean L2-normalised embedding of up to ``eval.mean_sub_utts`` training utterances."""
-    rows = sorted(p for p, _ in train_rows)
-    n = cfg.eval.mean_sub_utts
+class _Embedder:
+    """Cached embedding sets of one run (the model is loaded on the first cache miss)."""
+
+    def __init__(self, run_dir: Path, cfg: Config, device: str, progress: bool):
+        self.run_dir, self.cfg, self.device, self.progress = run_dir, cfg, device, progress
+        self._model = None
+
+    def model(self):
+        if self._model is None:
+            self._model = load_model(self.run_dir / "model_best.pt", self.device)
+        return self._model
+
+    def __call__(self, set_name: str, ds: DatasetFolder, keys: list[str], infos) -> "object":
+        c, e = self.cfg, self.cfg.eval
+        missing = [k for k in set(keys) if k not in infos]
+        if missing:
+            more, problems = probe_files(ds, missing)
+            if problems:
+                raise ValueError(f"{len(problems)} unreadable file(s) for {set_name}: " + "; ".join(problems[:5]))
+            infos = {**infos, **more}
+        emb = cached_embeddings(self.run_dir, re.sub(r"[^\w.-]", "_", set_name), self.model, ds, keys, infos,
+                                e.n_crops, e.crop_sec, c.data.eval_batch_sec, c.data.eval_max_sec, self.device,
+                                c.workers, self.progress, use_cache=e.embedding_cache)
+        return emb, np.array([infos[k].duration for k in emb.keys])
+
+
+def _subsample(rows: list, n: int, seed: int) -> list:
     if n and len(rows) > n:
-        rows = [rows[i] for i in sorted(np.random.default_rng(cfg.seed).choice(len(rows), n, replace=False))]
-    missing = [r for r in rows if r not in infos]
-    if missing:
-        from .data.folder import probe_files
+        return [rows[i] for i in sorted(np.random.default_rng(seed).choice(len(rows), n, replace=False))]
+    return rows
 
-        more, _ = probe_files(ds, missing)
-        infos = {**infos, **more}
-        rows = [r for r in rows if r in infos]
-    emb = extract_embeddings(model, ds, rows, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec, device,
-                             cfg.workers, progress, desc="train-mean embed")
-    return emb.matrix.mean(0)
+
+def train_mean(embedder: _Embedder, ds: DatasetFolder, train_rows, infos, cfg: Config) -> np.ndarray:
+    """Mean L2-normalised embedding of up to ``eval.mean_sub_utts`` training utterances → ``(E,)``."""
+    rows = _subsample(sorted({p for p, _ in train_rows}), cfg.eval.mean_sub_utts, cfg.seed)
+    emb, _ = embedder("train_mean", ds, rows, infos)
+    return emb.matrix.astype(np.float64).mean(0).astype(np.float32)
+
+
+def cohort_rows(ds: DatasetFolder, train_rows, cfg: Config) -> tuple[str, list[tuple[str, str]]]:
+    """(source, rows): ``cohort.csv`` of the training dataset, or its training speakers; subsampled."""
+    e = cfg.eval
+    if e.cohort not in ("auto", "train", "cohort_csv"):
+        raise ValueError(f"eval.cohort must be auto, train or cohort_csv, got {e.cohort!r}")
+    use_csv = e.cohort == "cohort_csv" or (e.cohort == "auto" and (ds.root / "cohort.csv").is_file())
+    rows = ds.read_list("cohort.csv") if use_csv else list(train_rows)
+    rng = np.random.default_rng(cfg.seed + 1)
+    by_spk: dict[str, list[str]] = {}
+    for p, s in sorted(rows):
+        by_spk.setdefault(s, []).append(p)
+    spk = sorted(by_spk)
+    if e.cohort_size and len(spk) > e.cohort_size:
+        spk = [spk[i] for i in sorted(rng.choice(len(spk), e.cohort_size, replace=False))]
+    out = []
+    for s in spk:
+        out += [(p, s) for p in _subsample(by_spk[s], e.cohort_utts_per_speaker, cfg.seed)]
+    return ("cohort.csv" if use_csv else "train"), out
+
+
+def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, train_rows, log) -> tuple:
+    """Fit the scoring state on training/validation data → (pipeline, validation stage scores or None)."""
+    e = cfg.eval
+    pipe = ScoringPipeline(mean=train_mean(embedder, ds, train_rows, infos, cfg), top_k=e.asnorm_topk,
+                           extraction={"n_crops": e.n_crops, "crop_sec": e.crop_sec,
+                                       "max_sec": cfg.data.eval_max_sec})
+    extra = {}
+    if e.score_normalize:
+        src, rows = cohort_rows(ds, train_rows, cfg)
+        c_emb, _ = embedder("cohort", ds, [p for p, _ in rows], infos)
+        spk_of = dict(rows)
+        pipe.cohort = prepare_cohort(c_emb.matrix, [spk_of[k] for k in c_emb.keys], pipe.mean)
+        extra["cohort_source"] = src
+        log.info(f"AS-norm cohort: {pipe.cohort.shape[0]} speakers from {src}, top-k {e.asnorm_topk}")
+    valid = None
+    if ds.has_trials("valid"):
+        vt = ds.trials("valid")
+        v_emb, v_dur = embedder(f"{ds.name}_valid", ds, vt.utterances, infos)
+        valid = pipe.uncalibrated(v_emb, vt)
+        if e.score_calibrate:
+            feats = pipe.features(v_emb, vt, valid[pipe.norm_stage], v_dur)
+            pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed)
+            valid["qmf"] = pipe.calibrator.llr(feats)
+        pipe.thresholds["eer_valid"] = {st: metrics.eer_threshold(s, vt.labels) for st, s in valid.items()}
+        extra["valid_stages"] = stage_metrics(valid, vt.labels)
+    elif e.score_calibrate:
+        raise ValueError(f"{ds.root}: calibration needs valid_trials.csv (the calibrator is fitted on them)")
+    if pipe.calibrator is not None:
+        pipe.thresholds["bayes_llr"] = {str(p): metrics.bayes_threshold(p) for p in OPERATING_PRIORS}
+    return pipe, extra
 
 
 def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, train_rows, eval_ds=None,
@@ -46,46 +134,62 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     log = log or _log
     run_dir = Path(run_dir)
     eval_ds = eval_ds or ds
-    model = load_model(run_dir / "model_best.pt", device)
+    embedder = _Embedder(run_dir, cfg, device, progress)
     trials = eval_ds.trials(split)
-    ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,))
-    emb = extract_embeddings(model, eval_ds, trials.utterances, ev_infos, cfg.data.eval_batch_sec,
-                             cfg.data.eval_max_sec, device, cfg.workers, progress, desc=f"{split} embed")
-    stages = {"cosine": cosine_scores(emb, trials)}
-    mean = train_mean(model, ds, train_rows, infos, cfg, device, progress)
-    stages["mean_sub"] = cosine_scores(emb, trials, mean=mean)
+    ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,), include_train=False)
+    emb, durs = embedder(f"{eval_ds.name}_{split}", eval_ds, trials.utterances, ev_infos)
+    pipe, extra = fit_scoring(embedder, cfg, ds, infos, train_rows, log)
+    stages = pipe.score(emb, trials, durs)
     tag = f"{eval_ds.name}_{split}" if eval_ds is not ds else split
     for st, s in stages.items():
         write_scores(run_dir / "scores" / f"{tag}_{st}.csv", trials, s)
     import torch
 
     best = torch.load(run_dir / "model_best.pt", map_location="cpu", weights_only=False)
+    ops = {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds}
+    pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
+                                                                     if k != "valid_stages"}})
     report = {
         "dataset": eval_ds.name, "split": split, "trials": int(len(trials)), "targets": int(trials.labels.sum()),
         "stages": stage_metrics(stages, trials.labels),
         "model": cfg.model.model, "backbone": cfg.frontend.backbone_cfg,
         "selected_step": int(best.get("step", -1)), "valid_eer": float(best.get("valid", {}).get("eer", float("nan"))),
         "run": str(run_dir),
+        "operating_points": ops,
     }
+    if "valid_stages" in extra:
+        report["valid_stages"] = extra["valid_stages"]
     write_report(run_dir, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})")
     for st, m in report["stages"].items():
+        cal = f" | Cllr {m['cllr']:.4f} actDCF0.01 {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
         log.info(f"{split} [{st}] EER {m['eer']:.2f} % | minDCF0.01 {m['min_dcf_0.01']:.4f} | "
-                 f"minDCF0.05 {m['min_dcf_0.05']:.4f}")
+                 f"minDCF0.05 {m['min_dcf_0.05']:.4f}{cal}")
     return report
 
 
-def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", progress: bool = True) -> dict:
-    """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with model_best.pt."""
+def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", progress: bool = True,
+                 overrides: dict | None = None) -> dict:
+    """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with model_best.pt.
+
+    ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, …).
+    """
     from .cli_support import registries
     from .utils import setup_run_logger
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml", registries())
+    if not (run_dir / "model_best.pt").is_file():
+        raise FileNotFoundError(f"{run_dir} has no model_best.pt (training did not finish a cycle)")
+    cfg = apply_overrides(load_config(run_dir / "config.yaml", registries()), overrides or {})
     log = setup_run_logger(run_dir)
     ds = open_dataset(cfg.data.data_dir)
     eval_ds = open_dataset(eval_data, need_train=False) if eval_data else None
-    infos = check_dataset(ds, () if eval_ds else ("test",), include_train=False)
+    splits = tuple(s for s in ("valid", "test") if (s == "valid" and ds.has_trials("valid")) or
+                   (s == "test" and eval_ds is None))
+    infos = check_dataset(ds, splits, include_train=False)
     return evaluate_split(run_dir, cfg, ds, infos, ds.train, eval_ds=eval_ds, device=device, progress=progress,
                           log=log)
+
+
+__all__ = ["evaluate_split", "evaluate_run", "fit_scoring", "train_mean"]

@@ -76,6 +76,16 @@ class SpeakerEncoder(nn.Module):
         self.train(was_training)
         return e[0] if single else e
 
+    def embed_file(self, path: str | os.PathLike, chunk_sec: float = 20.0, overlap_sec: float = 2.0) -> np.ndarray:
+        """L2-normalised embedding ``(E,)`` of an audio file of any length.
+
+        Files longer than ``chunk_sec`` are embedded in overlapping windows whose embeddings
+        are averaged (see :mod:`layersv.infer`); unreadable or too short files raise AudioError.
+        """
+        from .infer import embed_file_full
+
+        return embed_file_full(self, path, chunk_sec, overlap_sec).embedding
+
     def describe(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,

@@ -1,7 +1,9 @@
-"""Run reports: ``report.json`` (stable keys, read by scripts), ``report.md`` and ``det.png``.
+"""Run reports: ``report.json`` (stable keys, read by scripts), ``report.md``, ``det.png``, ``score_hist.png``.
 
 ``report.json``: ``{"dataset", "trials", "targets", "stages": {stage: {"eer" (%),
-"min_dcf_0.01", "min_dcf_0.05"[, "cllr", "act_dcf_0.01", "act_dcf_0.05"]}}, ...}``.
+"min_dcf_0.01", "min_dcf_0.05"[, "cllr", "act_dcf_0.01", "act_dcf_0.05"]}}, ...,
+"operating_points": {"final_stage", "fitted_on", "eer_valid": {stage: threshold},
+"bayes_llr": {"0.01": t, "0.05": t}}}`` (thresholds also stored in ``calibration.json``).
 """
 
 from __future__ import annotations
@@ -60,9 +62,44 @@ def write_report(run_dir: str | Path, report: dict[str, Any], stage_scores: dict
     for k in ("model", "selected_step", "valid_eer", "run"):
         if k in report:
             lines.append(f"- {k}: {report[k]}")
-    lines += ["", "![DET curves](det.png)", ""]
+    ops = report.get("operating_points") or {}
+    if ops.get("eer_valid") or ops.get("bayes_llr"):
+        lines += ["", f"Operating points (fitted on {ops.get('fitted_on', 'validation')}; "
+                  f"final stage `{ops.get('final_stage', '?')}`):", ""]
+        for st, t in (ops.get("eer_valid") or {}).items():
+            lines.append(f"- EER threshold of `{st}` on validation: {t:.4f}")
+        for p, t in (ops.get("bayes_llr") or {}).items():
+            lines.append(f"- Bayes threshold of the calibrated LLR at p_target {p}: {t:.4f}")
+    lines += ["", "![DET curves](det.png)", "", "![Score histograms](score_hist.png)", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(lines))
     plot_det(run_dir / "det.png", stage_scores, labels, title or report["dataset"])
+    plot_score_hist(run_dir / "score_hist.png", stage_scores, labels, title or report["dataset"])
+
+
+def plot_score_hist(path: str | Path, stage_scores: dict[str, np.ndarray], labels: np.ndarray,
+                    title: str = "") -> None:
+    """Target / non-target score histograms, one panel per stage (the stages have different scales)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(stage_scores)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
+    lab = np.asarray(labels).astype(bool)
+    for ax, (st, s) in zip(axes[0], stage_scores.items()):
+        s = np.asarray(s)
+        bins = np.linspace(float(s.min()), float(s.max()) + 1e-9, 41)
+        ax.hist(s[~lab], bins=bins, density=True, alpha=0.6, label="non-target")
+        ax.hist(s[lab], bins=bins, density=True, alpha=0.6, label="target")
+        ax.set_title(st + (" (LLR)" if st in CALIBRATED_STAGES else ""), fontsize=9)
+        ax.set_xlabel("score")
+    axes[0][0].set_ylabel("density")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Scores — {title}", fontsize=10)
+    fig.tight_layout()
+    atomic_savefig(fig, path, dpi=100)
+    plt.close(fig)
 
 
 def plot_det(path: str | Path, stage_scores: dict[str, np.ndarray], labels: np.ndarray, title: str = "") -> None:

@@ -88,7 +88,7 @@ class LayerWeightedSum(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.layer_norm:
-            hidden = F.layer_norm(hidden, hidden.shape[-1:])
+            hidden = F.layer_norm(hidden, (int(hidden.shape[-1]),))  # static D: ONNX-exportable
         w = torch.softmax(self.weights, dim=0).to(hidden.dtype)
         return torch.einsum("l,bltd->btd", w, hidden)
 

@@ -1,0 +1,69 @@
+"""CLI subcommands for inference: ``embed``, ``verify``, ``export`` (each calls one library function)."""
+
+from __future__ import annotations
+
+
+def add_parsers(sub) -> None:
+    e = sub.add_parser("embed", help="embed audio files (or list files) with a run's best model → .npz")
+    e.add_argument("run", help="run folder (or a model checkpoint)")
+    e.add_argument("inputs", nargs="+", help="audio files, or .txt/.lst/.scp lists of paths (one per line)")
+    e.add_argument("-o", "--out", required=True, help="output .npz (keys, matrix, raw_norms, durations)")
+    e.add_argument("--chunk_sec", type=float, default=20.0, help="window length for long files (s)")
+    e.add_argument("--device", default="cpu")
+
+    v = sub.add_parser("verify", help="same speaker? calibrated LLR + decision at the run's operating point")
+    v.add_argument("run", help="a run folder evaluated by `layersv eval` (holds calibration.json)")
+    v.add_argument("a", help="first audio file")
+    v.add_argument("b", help="second audio file")
+    v.add_argument("--p_target", type=float, default=0.01, help="prior of a target trial for the decision")
+    v.add_argument("--device", default="cpu")
+
+    x = sub.add_parser("export", help="export a run's model to ONNX (with a parity check in onnxruntime)")
+    x.add_argument("run")
+    x.add_argument("-o", "--out", required=True, help="output .onnx file")
+    x.add_argument("--backend-only", action="store_true", help="export hidden (B,L,T,D), lengths → embedding")
+
+
+def format_verify(r: dict) -> str:
+    lines = []
+    if r["calibrated"]:
+        lines.append(f"LLR: {r['score']:+.3f} (calibrated, stage {r['stage']})")
+    else:
+        lines.append(f"score: {r['score']:+.4f} ({r['stage']}; this run has no calibrator, so this is not an LLR)")
+    if r["accept"] is None:
+        lines.append(f"decision: unavailable — no stored operating point ({r['threshold_kind']})")
+    else:
+        lines.append(f"decision: {'SAME speaker' if r['accept'] else 'DIFFERENT speakers'} "
+                     f"(score {'>=' if r['accept'] else '<'} {r['threshold']:+.4f}, {r['threshold_kind']})")
+    if "posterior" in r:
+        lines.append(f"confidence: P(same speaker) = {r['posterior']:.4f} at prior p_target = {r['p_target']:g}")
+    else:
+        lines.append("confidence: no calibrated posterior (run `layersv eval RUN --score_calibrate` to fit one)")
+    return "\n".join(lines)
+
+
+def run(a) -> int | None:
+    if a.command == "embed":
+        from .infer import embed_files
+
+        out = embed_files(a.run, a.inputs, a.out, device=a.device, chunk_sec=a.chunk_sec)
+        print(f"wrote {out}")
+        return 0
+    if a.command == "verify":
+        from .infer import verify
+
+        print(format_verify(verify(a.run, a.a, a.b, p_target=a.p_target, device=a.device)))
+        return 0
+    if a.command == "export":
+        from .export import export_run
+
+        import sys
+
+        try:
+            r = export_run(a.run, a.out, backend_only=a.backend_only)
+        except RuntimeError as e:  # the exporter cannot handle this model: say why
+            print(f"layersv: error: {e}", file=sys.stderr)
+            return 2
+        print(f"wrote {r['path']} ({r['part']}); onnxruntime vs PyTorch max |diff| = {r['max_abs_diff']:.2e}")
+        return 0
+    return None

@@ -1,0 +1,181 @@
+"""Inference: embed audio files of any length, and verify a pair with a run's stored scoring state.
+
+Long files are cut into ``chunk_sec`` windows (default 20 s) overlapping by ``overlap_sec``;
+the last window is aligned to the end of the file so every window has the same length and
+they run as one padding-free batch.  The utterance embedding is the mean of the L2-normalised
+window embeddings, re-normalised (raw norm: the mean raw norm).  Files of at most
+``chunk_sec`` are embedded whole, exactly as ``layersv eval`` embeds full utterances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data.audio import AudioError, load_audio
+
+MIN_SEC = 0.5  # shorter input is refused: too few frames for a meaningful embedding
+LIST_SUFFIXES = (".txt", ".lst", ".list", ".scp")
+
+
+@dataclass
+class FileEmbedding:
+    embedding: np.ndarray  # (E,) L2-normalised
+    raw_norm: float  # L2 norm of the raw embedding (mean over windows)
+    duration: float  # seconds (the whole file)
+
+
+def windows(n: int, win: int, hop: int) -> list[int]:
+    """Start samples of ``win``-sample windows every ``hop`` samples, the last one ending at ``n``."""
+    if n <= win:
+        return [0]
+    starts = list(range(0, n - win, hop))
+    return starts + [n - win]
+
+
+@torch.no_grad()
+def embed_waveform(model, wav: np.ndarray, sample_rate: int, chunk_sec: float = 20.0, overlap_sec: float = 2.0,
+                   n_crops: int = 0, crop_sec: float = 3.0, batch: int = 8) -> tuple[np.ndarray, float]:
+    """``wav (samples,)`` at the model rate → (unit embedding ``(E,)``, raw norm).
+
+    ``n_crops`` > 0 uses the evaluation's ECAPA-style crops instead of chunks.
+    """
+    from .embed_cache import crop_starts
+
+    n = len(wav)
+    if n_crops:
+        win = min(n, int(round(crop_sec * sample_rate)))
+        starts = [int(round(s * sample_rate)) for s in crop_starts(n / sample_rate, n_crops, crop_sec)]
+    else:
+        win = min(n, int(round(chunk_sec * sample_rate)))
+        starts = windows(n, win, max(1, win - int(round(overlap_sec * sample_rate))))
+    segs = torch.from_numpy(np.stack([wav[s : s + win] for s in starts]))  # (C, win)
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    embs = []
+    for i in range(0, len(segs), batch):
+        x = segs[i : i + batch].to(dev)
+        embs.append(model(x, torch.full((len(x),), win, dtype=torch.long, device=dev)).float().cpu())
+    model.train(was_training)
+    e = torch.cat(embs).double()
+    mean = F.normalize(F.normalize(e, dim=-1).mean(0), dim=0)
+    return mean.float().numpy(), float(e.norm(dim=-1).mean())
+
+
+def embed_file_full(model, path: str | Path, chunk_sec: float = 20.0, overlap_sec: float = 2.0,
+                    n_crops: int = 0, crop_sec: float = 3.0, min_sec: float = MIN_SEC) -> FileEmbedding:
+    """Embed one audio file; raises :class:`AudioError` naming the file if missing, corrupt or too short."""
+    sr = int(getattr(model, "sample_rate", 16000))
+    wav = load_audio(path, sr, min_duration_s=min_sec)
+    if not np.any(wav):
+        raise AudioError(f"{path}: digital silence (all samples are zero)")
+    e, norm = embed_waveform(model, wav, sr, chunk_sec, overlap_sec, n_crops, crop_sec)
+    return FileEmbedding(e, norm, len(wav) / sr)
+
+
+def expand_inputs(items: list[str]) -> list[str]:
+    """Audio paths from arguments: audio files, or list files (one path per line, ``#`` comments)."""
+    out = []
+    for it in items:
+        p = Path(it)
+        if p.suffix.lower() in LIST_SUFFIXES:
+            if not p.is_file():
+                raise FileNotFoundError(f"list file not found: {p}")
+            for line in p.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    q = Path(line)
+                    out.append(str(q if q.is_absolute() else p.parent / q))
+        else:
+            out.append(it)
+    if not out:
+        raise ValueError("no audio files given")
+    return out
+
+
+def embed_files(run: str | Path, items: list[str], out: str | Path, device: str = "cpu",
+                chunk_sec: float = 20.0, progress: bool = False) -> Path:
+    """``layersv embed``: embed files (or list files) with a run's best model → ``out.npz``.
+
+    The archive holds ``keys`` (the paths as given), ``matrix (N, E)`` (unit norm),
+    ``raw_norms (N,)`` and ``durations (N,)`` seconds.  Every file is checked first; one error
+    lists all unreadable ones.
+    """
+    import io
+
+    from tqdm.auto import tqdm
+
+    from .model import load_model
+    from .utils import _atomic_write_bytes
+
+    paths = expand_inputs(items)
+    problems = []
+    from .data.audio import audio_info
+
+    for p in paths:
+        try:
+            audio_info(p)
+        except AudioError as e:
+            problems.append(str(e))
+    if problems:
+        raise AudioError(f"{len(problems)} unreadable file(s):\n  " + "\n  ".join(problems[:20]))
+    model = load_model(run, device)
+    res = [embed_file_full(model, p, chunk_sec) for p in tqdm(paths, disable=not progress, desc="embed")]
+    buf = io.BytesIO()
+    np.savez(buf, keys=np.asarray(paths), matrix=np.stack([r.embedding for r in res]),
+             raw_norms=np.array([r.raw_norm for r in res]), durations=np.array([r.duration for r in res]))
+    out = Path(out)
+    _atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def verify(run: str | Path, a: str | Path, b: str | Path, p_target: float = 0.01, device: str = "cpu") -> dict:
+    """Score one pair with the run's model and stored scoring state (``layersv verify``).
+
+    Returns ``{"score", "stage", "calibrated", "threshold", "threshold_kind", "accept",
+    "posterior" (calibrated only), "p_target", "stages", "durations"}``.  A run without a
+    calibrator gives its last normalised stage (``cosine``/``mean_sub``/``asnorm``) and decides at
+    that stage's validation EER threshold; a run never evaluated (no ``calibration.json``) gives
+    the raw cosine with ``accept = None`` (no operating point is known).
+    """
+    from .data.folder import Trials
+    from .embed import Embeddings
+    from .model import load_model
+    from .scoring.calibration import posterior
+    from .scoring.pipeline import ScoringPipeline
+
+    run = Path(run)
+    if not (run / "model_best.pt").is_file():
+        raise FileNotFoundError(f"{run}: no model_best.pt (not a trained run folder)")
+    pipe = ScoringPipeline.load(run)
+    stored = pipe is not None
+    pipe = pipe or ScoringPipeline()
+    model = load_model(run, device)
+    ex = pipe.extraction
+    fa = embed_file_full(model, a, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
+    fb = embed_file_full(model, b, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
+    emb = Embeddings(["a", "b"], np.stack([fa.embedding, fb.embedding]), np.array([fa.raw_norm, fb.raw_norm]))
+    trials = Trials(np.zeros(1, dtype=np.int64), ["a"], ["b"])
+    stages = pipe.score(emb, trials, np.array([fa.duration, fb.duration]))
+    stage = pipe.final_stage
+    score = float(stages[stage][0])
+    out = {"stage": stage, "score": score, "calibrated": pipe.calibrator is not None, "p_target": p_target,
+           "stages": {k: float(v[0]) for k, v in stages.items()}, "durations": [fa.duration, fb.duration]}
+    if pipe.calibrator is not None:
+        from .metrics import bayes_threshold
+
+        out["threshold"] = bayes_threshold(p_target)
+        out["threshold_kind"] = f"Bayes threshold of the LLR at p_target {p_target:g}"
+        out["posterior"] = float(posterior(score, p_target))
+    else:
+        thr = pipe.thresholds.get("eer_valid", {}).get(stage)
+        out["threshold"] = None if thr is None else float(thr)
+        out["threshold_kind"] = (f"EER threshold of {stage} on validation trials" if thr is not None else
+                                 "none stored" + ("" if stored else f" (run `layersv eval {run}` first)"))
+    out["accept"] = None if out["threshold"] is None else bool(score >= out["threshold"])
+    return out
