@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .config import Config, save_config, to_dict
+from .data.augment import build_augmenter
 from .data.dataset import StreamSampler, TrainCrops, collate
 from .data.folder import DatasetFolder, check_dataset, open_dataset
 from .embed import extract_embeddings
@@ -193,7 +194,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     log.info(f"dataset {ds.name}: {len(train_rows)} training utterances, {len(speakers)} speakers")
 
     model = build_model(cfg).to(device)
-    head = build_head(cfg.head.head, model.embedding_dim, len(speakers), **cfg.head.args).to(device)
+    num_classes = len(speakers) * (1 + len(cfg.data.speed_perturb))  # LAP: each speed factor = new speakers
+    head = build_head(cfg.head.head, model.embedding_dim, num_classes, **cfg.head.args).to(device)
     log.info(f"parameters: frontend {count_parameters(model.frontend)} "
              f"(trainable {count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
              f"head {count_parameters(head)}")
@@ -215,7 +217,9 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         _init_from(model, head, cfg.train.init_from, log)
 
     crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
-                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen)
+                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen,
+                       build_augmenter(cfg.data, model.sample_rate), tuple(cfg.data.speed_perturb),
+                       cfg.data.speed_prob)
     margin_fn = None
     if cfg.train.margin_schedule != "none" and hasattr(head, "margin"):
         t = cfg.train
