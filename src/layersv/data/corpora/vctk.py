@@ -26,7 +26,7 @@ import soundfile as sf
 from ..audio import load_audio
 from ..folder import DatasetError
 from ..trials import balanced_trials
-from .common import require_dir, write_dataset
+from .common import require_dir, split_speakers, write_dataset
 
 _UTT = re.compile(r"^(p\d+|s\d+)_(\d+)(?:_(mic[12]))?$")
 
@@ -153,8 +153,8 @@ def prepare_vctk(src: str | os.PathLike, data_dir: str | os.PathLike, mic: str =
     out = Path(data_dir).expanduser().resolve()
     if mic not in ("mic1", "mic2"):
         raise ValueError(f"mic must be mic1 or mic2, got {mic!r}")
-    meta = read_speaker_info(src / "speaker-info.txt")
     root, layout, rows = list_vctk(src, mic)
+    meta = read_speaker_info(src / "speaker-info.txt")
     rows = [r for r in rows if r[1] != "p315"]
     unknown = sorted({s for _, s, _ in rows} - set(meta))
     if unknown:
@@ -178,6 +178,10 @@ def prepare_vctk(src: str | os.PathLike, data_dir: str | os.PathLike, mic: str =
         test = _map_seed_trials(sd / "trials" / "trials-test.csv", key_to_rel)
     else:
         tr, va, te = stratified_split(meta, counts, seed)
+        split_kind = f"stratified (seed {seed})"
+        if len(va) < 2 or len(te) < 2:  # a small copy: strata are singletons, all would go to train
+            tr, va, te = split_speakers(counts, (0.6, 0.2, 0.2), seed)
+            split_kind = f"random 60/20/20 (seed {seed}): too few speakers per stratum"
 
         def trials(spk: list[str], s: int) -> list[dict]:
             utts = [(rel, sp) for rel, sp, _ in rows if sp in set(spk)]
@@ -199,4 +203,4 @@ def prepare_vctk(src: str | os.PathLike, data_dir: str | os.PathLike, mic: str =
                          lists={"valid.csv": listing("valid"), "test.csv": listing("test"), "speakers.csv": spk_rows},
                          meta={"corpus": f"VCTK {layout}", "mic": mic if layout == "0.92" else None,
                                "dropped_speakers": dropped, "min_utterance": 25,
-                               "split": "seed lists" if seed_dir else f"stratified (seed {seed})"})
+                               "split": "seed lists" if seed_dir else split_kind})
