@@ -46,9 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--asnorm_topk", type=int, default=None, help="top-k cohort scores per side")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
-    from . import cli_infer
+    from . import cli_data, cli_infer
 
-    cli_infer.add_parsers(sub)
+    for extra in (cli_infer, cli_data):
+        extra.add_parsers(sub)
     return p
 
 
@@ -132,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
-        from . import cli_infer
+        from . import cli_data, cli_infer
 
-        rc = cli_infer.run(a)
-        if rc is not None:
-            return rc
+        for extra in (cli_infer, cli_data):
+            rc = extra.run(a)
+            if rc is not None:
+                return rc
     except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
         return 2

@@ -41,6 +41,16 @@ class DataConfig:
     eval_max_sec: float = 0.0  # 0 = full utterances at evaluation
     eval_batch_sec: float = 120.0  # audio seconds per length-bucketed evaluation batch
     max_train_utts: int = 0  # 0 = all (subset for quick experiments)
+    aug_prob: float = 0.0  # probability of one MUSAN/RIR augmentation per crop (LAP: 0.6); 0 = off
+    musan_list: str = ""  # folder or musan.csv from `layersv prepare musan`
+    rir_list: str = ""  # folder or rir.csv from `layersv prepare rir`
+    aug_kinds: list = field(default_factory=lambda: ["reverb", "noise", "music", "babble"])
+    noise_snr: list = field(default_factory=lambda: [0.0, 15.0])  # dB range (low, high)
+    music_snr: list = field(default_factory=lambda: [5.0, 15.0])
+    babble_snr: list = field(default_factory=lambda: [13.0, 20.0])
+    babble_count: list = field(default_factory=lambda: [4, 7])  # MUSAN speech clips per babble
+    speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.1]: each factor = new speaker classes (LAP)
+    speed_prob: float = 0.4  # probability of a speed factor (LAP: 0.2 each of 0.9 / 1.1)
 
 
 @dataclass

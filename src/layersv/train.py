@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from . import distributed as dist
 from . import metrics
 from .config import Config, save_config, to_dict
+from .data.augment import build_augmenter
 from .data.dataset import TrainCrops, collate
 from .data.folder import DatasetFolder, check_dataset, open_dataset
 from .embed import extract_embeddings
@@ -258,9 +259,10 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
              f"world size {dist.world_size()}")
 
     model = build_model(cfg).to(device)
-    head = build_head(cfg.head.head, model.embedding_dim, len(speakers), **cfg.head.args).to(device)
-    log.info(f"parameters: frontend {count_parameters(model.frontend)} (trainable "
-             f"{count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
+    num_classes = len(speakers) * (1 + len(cfg.data.speed_perturb))  # LAP: each speed factor = new speakers
+    head = build_head(cfg.head.head, model.embedding_dim, num_classes, **cfg.head.args).to(device)
+    log.info(f"parameters: frontend {count_parameters(model.frontend)} "
+             f"(trainable {count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
              f"head {count_parameters(head)}")
     total, per_cycle = effective_schedule(cfg)
     opt = build_optimizer(cfg.train.optimizer, param_groups(model, head, cfg.train.lr, cfg.train.backbone_lr),
@@ -302,7 +304,9 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, t.margin_ramp_steps,
                                    t.margin_schedule)
     crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
-                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen)
+                       infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen,
+                       build_augmenter(cfg.data, model.sample_rate), tuple(cfg.data.speed_perturb),
+                       cfg.data.speed_prob)
     tlog = build_logger(cfg.train.logger, run_dir, to_dict(cfg)) if main else build_logger("none", run_dir, {})
     if main and resume:
         write_metrics(run_dir, state.history)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .audio import AudioInfo, load_audio
+from .audio import AudioInfo, load_audio, resample
 
 
 @dataclass
@@ -44,15 +44,27 @@ class TrainCrops(Dataset):
         labels: speaker index per utterance.
         infos: header info per relative key (frames, rate), to crop without decoding everything.
         sample_rate: model rate (Hz); crop_s: crop length (seconds); seed: stream seed.
+        augment: optional :class:`~layersv.data.augment.Augmenter` applied to each crop.
+        speed_perturb / speed_prob: LAP speed perturbation: with probability ``speed_prob`` a factor
+            ``f`` drawn uniformly from ``speed_perturb`` resamples the audio from ``f·rate`` to ``rate``
+            (tempo and pitch change) and the label becomes ``label + num_speakers·(i + 1)`` — a new class.
     Indexing takes the *stream* index ``k`` (any non-negative int).
     """
 
     def __init__(self, files: list[tuple[str, str]], labels: list[int], infos: dict[str, AudioInfo],
-                 sample_rate: int, crop_s: float, seed: int, fix_to_maxlen: bool = True):
+                 sample_rate: int, crop_s: float, seed: int, fix_to_maxlen: bool = True, augment=None,
+                 speed_perturb: tuple[float, ...] = (), speed_prob: float = 0.0):
         self.files, self.labels, self.infos = files, labels, infos
         self.sample_rate, self.crop_s, self.seed = sample_rate, crop_s, seed
         self.fix_to_maxlen = fix_to_maxlen
+        self.augment, self.speed_perturb, self.speed_prob = augment, tuple(speed_perturb), speed_prob
+        self.num_speakers = max(labels) + 1 if labels else 0
         self._perm_cache: dict[int, np.ndarray] = {}
+
+    @property
+    def num_classes(self) -> int:
+        """Speakers × (1 + number of speed factors)."""
+        return self.num_speakers * (1 + len(self.speed_perturb))
 
     def __len__(self) -> int:
         return len(self.files)
@@ -69,31 +81,45 @@ class TrainCrops(Dataset):
         path, key = self.files[u]
         info = self.infos[key]
         rng = np.random.default_rng([self.seed, 1_000_003, k])
-        crop_file = int(round(self.crop_s * info.sample_rate))
+        label, factor = self.labels[u], 1.0
+        if self.speed_perturb and rng.random() < self.speed_prob:
+            i = int(rng.integers(len(self.speed_perturb)))
+            factor, label = self.speed_perturb[i], label + self.num_speakers * (i + 1)
+        crop_file = int(round(self.crop_s * factor * info.sample_rate))
         if info.frames > crop_file:
             start = int(rng.integers(0, info.frames - crop_file + 1))
             wav = load_audio(path, self.sample_rate, start / info.sample_rate, crop_file / info.sample_rate)
         else:
             wav = load_audio(path, self.sample_rate)
+        if factor != 1.0:  # read at rate·factor, play at rate: tempo and pitch × factor
+            wav = resample(wav, int(round(self.sample_rate * factor)), self.sample_rate)
         n = int(round(self.crop_s * self.sample_rate))
         if len(wav) > n:
             wav = wav[:n]
         elif len(wav) < n and self.fix_to_maxlen:
             wav = np.pad(wav, (0, n - len(wav)), mode="wrap")
-        return wav, self.labels[u], key
+        if self.augment is not None:
+            wav = self.augment(wav, np.random.default_rng([self.seed, 2_000_003, k]))
+        return wav, label, key
 
 
 class StreamSampler(Sampler):
-    """Yields stream indices ``start … stop − 1``."""
+    """Yields stream indices ``start … stop − 1``; under DDP, rank ``r`` of ``w`` takes every ``w``-th.
 
-    def __init__(self, start: int, stop: int):
-        self.start, self.stop = start, stop
+    The stream is already epoch-seeded (``TrainCrops.utterance_of``), so the ranks' shares are disjoint,
+    together cover the global batch ``s·B … (s+1)·B − 1`` and do not depend on the number of workers.
+    """
+
+    def __init__(self, start: int, stop: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
 
     def __iter__(self):
-        return iter(range(self.start, self.stop))
+        return iter(range(self.start + self.rank, self.stop, self.world_size))
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return len(range(self.start + self.rank, self.stop, self.world_size))
 
 
 class Utterances(Dataset):

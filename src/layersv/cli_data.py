@@ -1,0 +1,82 @@
+"""``layersv prepare <corpus> SRC DATA_DIR`` and ``layersv trials-info FILE...`` (data subcommands)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("prepare", help="turn a corpus folder into a dataset folder (or a noise/RIR list)")
+    cs = p.add_subparsers(dest="corpus", required=True)
+
+    def corpus(name: str, help_: str) -> argparse.ArgumentParser:
+        c = cs.add_parser(name, help=help_)
+        c.add_argument("src", help="corpus folder (already downloaded and extracted)")
+        c.add_argument("data_dir", help="dataset folder to write")
+        c.add_argument("--download", action="store_true", help="download SRC first with lhotse (needs network)")
+        return c
+
+    c = corpus("vctk", "VCTK 0.80 (wav48) or 0.92 (wav48_silence_trimmed)")
+    c.add_argument("--mic", default="mic1", choices=("mic1", "mic2"), help="0.92 microphone")
+    c.add_argument("--write-16k", action="store_true", help="write 16 kHz wavs into DATA_DIR/wav16 (else on the fly)")
+    c.add_argument("--seed-dir", default=None, help="UniPool-SV data/VCTK-Corpus/preprocess: use its split and trials")
+    c.add_argument("--seed", type=int, default=42)
+    c.add_argument("--workers", type=int, default=4)
+    c = corpus("librispeech", "LibriSpeech (any of the seven subsets)")
+    c.add_argument("--seed-dir", default=None, help="UniPool-SV data/LibriSpeech/preprocess: use its trials")
+    c.add_argument("--seed", type=int, default=42)
+    c = corpus("voxceleb", "VoxCeleb 1 & 2 (vox1_dev_wav, vox1_test_wav, vox2_dev_aac, vox2_test_aac)")
+    c.add_argument("--trials", default=None, help="folder holding veri_test2.txt / list_test_all2.txt / ...")
+    c.add_argument("--original", action="store_true", help="use the original (not cleaned) Vox1 lists")
+    c.add_argument("--train-parts", default="", help="comma list of vox1_dev,vox2_dev (default vox2_dev if present)")
+    c.add_argument("--workers", type=int, default=4, help="parallel ffmpeg conversions")
+    c.add_argument("--seed", type=int, default=42)
+    c = corpus("musan", "MUSAN → 5 s / 3 s-hop segment list")
+    c.add_argument("--chunk", type=float, default=5.0)
+    c.add_argument("--hop", type=float, default=3.0)
+    corpus("rir", "RIRS_NOISES → RIR list")
+    c = corpus("folder", "root/<speaker>/**/*.{wav,flac}")
+    c.add_argument("--split", default="0.8,0.1,0.1", help="train,valid,test speaker fractions")
+    c.add_argument("--trials", type=int, default=20000, help="trials per split (half target)")
+    c.add_argument("--seed", type=int, default=42)
+
+    t = sub.add_parser("trials-info", help="counts, targets, speakers and balance of trial lists")
+    t.add_argument("files", nargs="+")
+
+
+def _prepare(a) -> None:
+    from .data.corpora import PREPARERS, download
+
+    if a.download:
+        download(a.corpus, a.src)
+    kw = {"vctk": lambda: dict(mic=a.mic, write_16k=a.write_16k, seed_dir=a.seed_dir, seed=a.seed, workers=a.workers),
+          "librispeech": lambda: dict(seed_dir=a.seed_dir, seed=a.seed),
+          "voxceleb": lambda: dict(trial_dir=a.trials, cleaned=not a.original, workers=a.workers, seed=a.seed,
+                                   train_parts=tuple(x for x in a.train_parts.split(",") if x)),
+          "musan": lambda: dict(chunk_s=a.chunk, hop_s=a.hop), "rir": lambda: {},
+          "folder": lambda: dict(fractions=_fractions(a.split), n_trials=a.trials, seed=a.seed)}[a.corpus]()
+    out = PREPARERS[a.corpus](a.src, a.data_dir, **kw)
+    print(f"wrote {out}")
+
+
+def _fractions(s: str) -> tuple[float, float, float]:
+    try:
+        f = tuple(float(x) for x in s.split(","))
+    except ValueError:
+        raise ValueError(f"--split: expected three numbers like 0.8,0.1,0.1, got {s!r}") from None
+    if len(f) != 3:
+        raise ValueError(f"--split: expected three numbers like 0.8,0.1,0.1, got {s!r}")
+    return f  # type: ignore[return-value]
+
+
+def run(a) -> int | None:
+    if a.command == "prepare":
+        _prepare(a)
+        return 0
+    if a.command == "trials-info":
+        from .data.trials import format_trials_info, trials_info
+
+        for f in a.files:
+            print(format_trials_info(trials_info(f)))
+        return 0
+    return None
