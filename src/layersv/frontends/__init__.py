@@ -16,10 +16,11 @@ from .ssl import SSLFrontend, load_hf_encoder
 
 def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
     encoder, do_norm = load_hf_encoder(cfg.backbone_cfg, cfg.use_pretrain)
+    fr = SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
+                     keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
     if cfg.grad_checkpointing and not cfg.frz_pretrain:
-        encoder.gradient_checkpointing_enable()
-    return SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
-                       keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
+        fr.gradient_checkpointing(True)
+    return fr
 
 
 FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {"ssl": build_ssl}
