@@ -53,6 +53,7 @@ class FrontendConfig:
     keep_layer0: bool = True  # keep hidden state 0 (input to the first transformer layer)
     layers: list = field(default_factory=list)  # subset of hidden-state indices; [] = all
     grad_checkpointing: bool = False
+    pad_30s: bool = False  # whisper: pad every clip to 30 s as the original (slow; default slices positions)
 
 
 @dataclass

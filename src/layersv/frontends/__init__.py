@@ -12,6 +12,7 @@ import torch.nn as nn
 
 from ..config import FrontendConfig
 from .ssl import SSLFrontend, load_hf_encoder
+from .whisper import WhisperFrontend, load_whisper_encoder
 
 
 def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
@@ -23,8 +24,18 @@ def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
     return fr
 
 
-FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {"ssl": build_ssl}
-FRONTEND_LOADERS: dict[str, Callable[[dict], nn.Module]] = {"ssl": SSLFrontend.from_description}
+def build_whisper(cfg: FrontendConfig) -> WhisperFrontend:
+    fr = WhisperFrontend(load_whisper_encoder(cfg.backbone_cfg, cfg.use_pretrain), layers=list(cfg.layers) or None,
+                         keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, pad_30s=cfg.pad_30s)
+    if cfg.grad_checkpointing and not cfg.frz_pretrain:
+        fr.gradient_checkpointing(True)
+    return fr
+
+
+FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {"ssl": build_ssl, "whisper": build_whisper}
+FRONTEND_LOADERS: dict[str, Callable[[dict], nn.Module]] = {
+    "ssl": SSLFrontend.from_description, "whisper": WhisperFrontend.from_description,
+}
 
 
 def build_frontend(cfg: FrontendConfig) -> nn.Module:
