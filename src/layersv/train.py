@@ -97,7 +97,7 @@ def train_one_cycle(model, head, opt, sched, crops: TrainCrops, cfg: Config, sta
     bs = cfg.train.batch_size
     start = state.step * bs
     loader = DataLoader(crops, batch_size=bs, sampler=StreamSampler(start, start + steps * bs),
-                        collate_fn=collate, num_workers=cfg.workers, drop_last=False)
+                        collate_fn=getattr(crops, "collate", collate), num_workers=cfg.workers, drop_last=False)
     model.train()
     head.train()
     tot_loss, tot_acc, n = 0.0, 0.0, 0
@@ -127,10 +127,19 @@ def train_one_cycle(model, head, opt, sched, crops: TrainCrops, cfg: Config, sta
             "lr": opt.param_groups[0]["lr"], "margin": float(getattr(head, "margin", 0.0))}
 
 
-def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid"):
-    """EER / minDCF of the cosine scores on ``split`` trials."""
+def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid",
+             cache=None):
+    """EER / minDCF of the cosine scores on ``split`` trials (from the feature cache when given)."""
     trials = ds.trials(split)
-    emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
+    if cache is not None:
+        from .frontends.cache import cached_embeddings
+
+        sr = model.sample_rate
+        mx = int(model.frontend.frame_lengths(torch.tensor([round(cfg.data.eval_max_sec * sr)]))[0])
+        emb = cached_embeddings(model.backend, cache, trials.utterances, max_frames=mx if cfg.data.eval_max_sec
+                                else 0, device=device)
+    else:
+        emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
                              device, cfg.workers, progress, desc=f"{split} embed")
     from .scoring import cosine_scores
 
@@ -216,6 +225,11 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
 
     crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
                        infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen)
+    cache, step_model = None, model
+    if cfg.frontend.cache:  # frozen frontend: train and validate from cached hidden states
+        from .frontends.cache import training_cache
+
+        cache, crops, step_model = training_cache(cfg, model, ds, train_rows, crops.labels, progress, log)
     margin_fn = None
     if cfg.train.margin_schedule != "none" and hasattr(head, "margin"):
         t = cfg.train
@@ -224,9 +238,9 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     t0 = time.time() - state.elapsed_s
     while state.step < total:
         steps = min(per_cycle, total - state.step)
-        tr = train_one_cycle(model, head, opt, sched, crops, cfg, state, steps, device, progress, margin_fn)
+        tr = train_one_cycle(step_model, head, opt, sched, crops, cfg, state, steps, device, progress, margin_fn)
         state.cycle += 1
-        va = validate(model, ds, infos, cfg, device, progress)
+        va = validate(model, ds, infos, cfg, device, progress, cache=cache)
         improved = va["eer"] < state.best_eer
         if improved:
             state.best_eer, state.best_step = va["eer"], state.step
