@@ -156,3 +156,16 @@ def test_training_from_cache_matches_on_the_fly(tiny_data, tmp_path):
     for k in c.keys[:3]:
         e = model.embed(load_audio(ds.abspath(k), 16000))
         np.testing.assert_allclose(emb.matrix[emb.index[k]], e, atol=1e-4)
+
+
+def test_cli_cache(tiny_data, tmp_path, capsys):
+    from layersv.cli import main
+
+    args = ["cache", str(tiny_data), "--backbone_cfg", "tiny-wav2vec2", "--layers", "0,2", "--cache_dir",
+            str(tmp_path), "--no-progress", "--splits", "valid"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "12 utterances, 2 layers x 64 (float16)" in out
+    assert main(args) == 0  # second call opens the valid cache
+    assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-nope", "--cache_dir", str(tmp_path)]) == 2
+    assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-wavlm", "--layers", "a"]) == 2

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
+    from . import cli_frontends
+
+    cli_frontends.add_parsers(sub)
     return p
 
 
@@ -117,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
+        from . import cli_frontends
+
+        r = cli_frontends.run(a)
+        if r is not None:
+            return r
     except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
         return 2

@@ -281,3 +281,29 @@ def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int
 
 
 CachedCrops.collate = staticmethod(collate_hidden)
+
+
+def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
+                        device: str = "cpu", progress: bool = True) -> FeatureCache:
+    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances)."""
+    from ..data.folder import open_dataset
+    from . import build_frontend
+
+    frontend_cfg.frz_pretrain = True
+    fr = build_frontend(frontend_cfg).to(device)
+    if hasattr(fr, "freeze"):
+        fr.freeze()
+    for p in fr.parameters():
+        p.requires_grad_(False)
+    ds = open_dataset(data_dir, need_train="train" in splits)
+    keys: list[str] = []
+    for s in splits:
+        if s == "train":
+            keys += [p for p, _ in ds.train]
+        elif s in ("valid", "test"):
+            keys += list(ds.trials(s).utterances)
+        else:
+            raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
+    root = cache_dir or Path(ds.root) / ".layersv_cache"
+    return FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
+                                      device=device, progress=progress)
