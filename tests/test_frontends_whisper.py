@@ -106,3 +106,16 @@ def test_real_whisper_base_checkpoint():
     ref = fe(wav[0].numpy(), sampling_rate=16000, return_tensors="np").input_features[0]
     mel, _ = fr.logmel(wav, torch.tensor([32000]))
     np.testing.assert_allclose(mel[0].numpy(), ref[:, :200], atol=2e-3)
+
+
+def test_sliced_equals_padded_for_a_full_30s_clip():
+    """The only difference of slicing is the missing padding context: a 30 s clip gives the same states."""
+    torch.manual_seed(0)
+    enc = load_whisper_encoder("tiny-whisper").eval()
+    wav = torch.from_numpy(np.tile(speechlike(48000), 10))[None]
+    n = torch.tensor([480000])
+    with torch.no_grad():
+        a, la = WhisperFrontend(enc)(wav, n)
+        b, lb = WhisperFrontend(enc, pad_30s=True)(wav, n)
+    assert a.shape == b.shape == (1, 3, 1500, 64) and la.item() == lb.item() == 1500
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
