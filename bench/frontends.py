@@ -4,10 +4,11 @@
 Usage::
 
     python bench/frontends.py [--steps 3] [--batch 8] [--whisper /work/shared/models/whisper-base]
+                              [--sections training,whisper,rtf]
 
 1. Backend training step (SUPERB + ASTP backend, AAM head, batch of 3 s crops) with a frozen
    WavLM-base-sized and Whisper-base-sized encoder (random weights): on the fly vs from the feature
-   cache (memory-mapped fp16 shards).  Target: cache >= 10x faster.
+   cache (memory-mapped fp16 shards), interleaved steps, medians.  Target: cache >= 10x faster.
 2. Extraction real-time factor (compute seconds / audio seconds, batch 1) of each frontend family at
    base size for 3 s and 10 s inputs, Whisper sliced and 30 s padded.
 3. Whisper sliced positional table vs 30 s padding + cropping (the real whisper-base when present):
@@ -109,8 +110,17 @@ def bench_training(data: Path, steps: int, batch: int) -> None:
                 b = CachedCrops.collate([cached[next(k)] for _ in range(batch)])
                 step(b.wav, b.lengths, b.labels)
 
-            t_fly = timeit(on_the_fly, steps)
-            t_cache = timeit(from_cache, steps * 5)
+            on_the_fly(), from_cache()  # warm-up
+            fly, cac = [], []
+            for _ in range(steps):  # interleaved, so both see the same machine load; medians
+                t0 = time.perf_counter()
+                on_the_fly()
+                fly.append(time.perf_counter() - t0)
+                for _ in range(3):
+                    t0 = time.perf_counter()
+                    from_cache()
+                    cac.append(time.perf_counter() - t0)
+            t_fly, t_cache = float(np.median(fly)), float(np.median(cac))
         audio_s = sum(infos[p].duration for p, _ in rows)
         print(f"{name:13s} on the fly {t_fly * 1000:8.1f} ms/step | from cache {t_cache * 1000:7.1f} ms/step | "
               f"speed-up {t_fly / t_cache:6.1f}x | cache build {build_s:.1f} s for {audio_s:.0f} s of audio")
@@ -174,14 +184,19 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--whisper", default="/work/shared/models/whisper-base")
+    ap.add_argument("--sections", default="training,whisper,rtf", help="comma-separated subset to run")
     a = ap.parse_args()
+    run = set(a.sections.split(","))
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         data = generate_corpus(Path(tmp) / "data", num_speakers=8, utts_per_speaker=3, split=(4, 2, 2), seed=0,
                                progress=False, min_sec=3.0, max_sec=4.0)
-        bench_training(data, a.steps, a.batch)
-        bench_whisper_slicing(data, a.whisper if Path(a.whisper).is_dir() else "")
-    bench_rtf()
+        if "training" in run:
+            bench_training(data, a.steps, a.batch)
+        if "whisper" in run:
+            bench_whisper_slicing(data, a.whisper if Path(a.whisper).is_dir() else "")
+    if "rtf" in run:
+        bench_rtf()
 
 
 if __name__ == "__main__":
