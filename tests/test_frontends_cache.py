@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from layersv.data.folder import open_dataset
-from layersv.frontends import cache as fc
 from layersv.frontends.cache import CachedCrops, CachedFrontend, FeatureCache, cached_embeddings
 from layersv.frontends.ssl import SSLFrontend, load_hf_encoder
 

@@ -45,7 +45,7 @@ class DataConfig:
 
 @dataclass
 class FrontendConfig:
-    frontend: str = "ssl"  # registry key: ssl | fbank | mfcc | sincnet (see layersv.frontends)
+    frontend: str = "ssl"  # registry key: ssl | whisper | fbank | mfcc | sincnet (see layersv.frontends)
     backbone_cfg: str = "tiny-wavlm"  # HF hub id, local directory, or a built-in tiny-<family>
     use_pretrain: bool = True  # load pretrained weights (tiny-* are always random)
     frz_pretrain: bool = False  # freeze the whole encoder

@@ -1,4 +1,5 @@
-"""Pretrained self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) as frontends.
+"""Pretrained self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT),
+wav2vec2-conformer) as frontends.
 
 Wraps a Hugging Face ``transformers`` model and returns *all* its hidden states stacked:
 ``(wav (B, S), wav_lengths (B,))`` → ``(hidden (B, L, T, D), frame_lengths (B,))`` where
@@ -45,7 +46,8 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny-data2vec": ("data2vec-audio", dict(TINY_COMMON, num_conv_pos_embeddings=5)),
     "tiny-unispeech-sat": ("unispeech-sat", dict(TINY_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True)),
     "tiny-w2v2-conformer": ("wav2vec2-conformer", dict(TINY_COMMON, feat_extract_norm="layer",
-                                                       position_embeddings_type="rotary", conv_depthwise_kernel_size=7)),
+                                                       position_embeddings_type="rotary",
+                                                       conv_depthwise_kernel_size=7)),
 }
 
 

@@ -181,7 +181,8 @@ class WhisperFrontend(nn.Module):
         else:
             mel, frames = self.logmel(wav, wav_lengths)
             T_out = int(self.frame_lengths(wav_lengths).max())
-            mask = torch.arange((mel.shape[-1] + 1) // 2, device=wav.device)[None] < self.frame_lengths(wav_lengths)[:, None]
+            out_frames = self.frame_lengths(wav_lengths)
+            mask = torch.arange((mel.shape[-1] + 1) // 2, device=wav.device)[None] < out_frames[:, None]
         x = F.gelu(enc.conv1(mel.to(enc.conv1.weight.dtype)))
         if mask is not None:  # the single-item run sees conv zero padding after its last frame
             x = x * (torch.arange(x.shape[-1], device=x.device)[None] < frames[:, None])[:, None]
