@@ -55,7 +55,7 @@ class DataConfig:
 
 @dataclass
 class FrontendConfig:
-    frontend: str = "ssl"  # registry key: ssl | fbank | mfcc | sincnet (see layersv.frontends)
+    frontend: str = "ssl"  # registry key: ssl | whisper | fbank | mfcc | sincnet (see layersv.frontends)
     backbone_cfg: str = "tiny-wavlm"  # HF hub id, local directory, or a built-in tiny-<family>
     use_pretrain: bool = True  # load pretrained weights (tiny-* are always random)
     frz_pretrain: bool = False  # freeze the whole encoder
@@ -63,6 +63,18 @@ class FrontendConfig:
     keep_layer0: bool = True  # keep hidden state 0 (input to the first transformer layer)
     layers: list = field(default_factory=list)  # subset of hidden-state indices; [] = all
     grad_checkpointing: bool = False
+    pad_30s: bool = False  # whisper: pad every clip to 30 s as the original (slow; default slices positions)
+    n_mels: int = 80  # fbank / mfcc: mel filters
+    n_mfcc: int = 24  # mfcc: cepstral coefficients (24 or 80 in the seeds)
+    spec_augment: bool = False  # fbank / mfcc: SpecAugment time/frequency masks while training
+    time_mask: int = 10  # max width of each of the 2 time masks (frames)
+    freq_mask: int = 8  # max width of each of the 2 frequency masks (bins)
+    sinc_filters: int = 80  # sincnet: band-pass filters
+    sinc_kernel: int = 251  # sincnet: taps (odd)
+    sinc_pool: int = 3  # sincnet: max-pool size = frame stride (samples)
+    cache: bool = False  # frozen encoder: train from a memory-mapped cache of hidden states
+    cache_dir: str = ""  # where caches live ("" = <data_dir>/.layersv_cache)
+    cache_dtype: str = "float16"  # float16 | float32
 
 
 @dataclass

@@ -74,14 +74,14 @@ class EMA:
     """Exponential moving average of a model's floating-point state (weights and BN statistics)."""
 
     def __init__(self, model: nn.Module, decay: float):
-        self.decay = decay
+        self.decay, self.source = decay, model
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        for e, v in zip(self.model.state_dict().values(), model.state_dict().values()):
+    def update(self) -> None:
+        for e, v in zip(self.model.state_dict().values(), self.source.state_dict().values()):
             if e.dtype.is_floating_point:
                 e.mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
             else:
@@ -168,7 +168,7 @@ def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config
         scaler.update()
         sched.step()
         if ema is not None:
-            ema.update(inner.model)
+            ema.update()
         state.step += 1
         n += 1
         bar.update(1)
@@ -182,13 +182,26 @@ def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config
             "margin": float(getattr(inner.head, "margin", 0.0))}, step_mod
 
 
-def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid"):
-    """EER / minDCF of the cosine scores on ``split`` trials (extraction sharded over ranks)."""
+def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid",
+             cache=None):
+    """EER / minDCF of the cosine scores on ``split`` trials.
+
+    Embeddings come from the feature cache when given (frozen encoder), else from the waveforms
+    (extraction sharded over ranks under DDP).
+    """
     from .scoring import cosine_scores
 
     trials = ds.trials(split)
-    emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
-                             device, cfg.workers, progress, desc=f"{split} embed", distributed=True)
+    if cache is not None and split != "test":
+        from .frontends.cache import cached_embeddings
+
+        mx = 0
+        if cfg.data.eval_max_sec:
+            mx = int(model.frontend.frame_lengths(torch.tensor([round(cfg.data.eval_max_sec * model.sample_rate)]))[0])
+        emb = cached_embeddings(model.backend, cache, trials.utterances, max_frames=mx, device=device)
+    else:
+        emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
+                                 device, cfg.workers, progress, desc=f"{split} embed", distributed=True)
     return metrics.compute_all(cosine_scores(emb, trials), trials.labels)
 
 
@@ -289,14 +302,6 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     if ema is not None and resume and ts.get("ema") is not None:
         ema.model.load_state_dict(ts["ema"])
 
-    step_mod = _wrap(TrainStep(model, head), device)
-
-    def on_step(step: int):
-        if cfg.train.unfreeze_at_step and step == cfg.train.unfreeze_at_step:
-            model.frontend.unfreeze(freeze_cnn=cfg.frontend.frz_cnn)
-            log.info(f"step {step}: encoder unfrozen")
-            return _wrap(TrainStep(model, head), device)  # DDP must see the new trainable parameters
-        return None
 
     margin_fn = None
     if cfg.train.margin_schedule != "none" and hasattr(head, "margin"):
@@ -307,6 +312,23 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
                        infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen,
                        build_augmenter(cfg.data, model.sample_rate), tuple(cfg.data.speed_perturb),
                        cfg.data.speed_prob)
+    cache, step_model = None, model
+    if cfg.frontend.cache:  # frozen encoder: train and validate from cached hidden states
+        if cfg.data.aug_prob > 0 or cfg.data.speed_perturb or cfg.train.unfreeze_at_step:
+            raise ValueError("cache: true works on stored hidden states: it excludes waveform augmentation "
+                             "(aug_prob, speed_perturb) and unfreeze_at_step")
+        from .frontends.cache import training_cache
+
+        cache, crops, step_model = training_cache(cfg, model, ds, train_rows, crops.labels, progress and main, log)
+    step_mod = _wrap(TrainStep(step_model, head), device)
+
+    def on_step(step: int):
+        if cfg.train.unfreeze_at_step and step == cfg.train.unfreeze_at_step:
+            model.frontend.unfreeze(freeze_cnn=cfg.frontend.frz_cnn)
+            log.info(f"step {step}: encoder unfrozen")
+            return _wrap(TrainStep(model, head), device)  # DDP must see the new trainable parameters
+        return None
+
     tlog = build_logger(cfg.train.logger, run_dir, to_dict(cfg)) if main else build_logger("none", run_dir, {})
     if main and resume:
         write_metrics(run_dir, state.history)
@@ -316,12 +338,12 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         steps = min(per_cycle, total - state.step)
         loader = DataLoader(crops, batch_sampler=StepBatches(state.step, steps, cfg.train.batch_size,
                                                              dist.world_size(), dist.rank(), cfg.train.accum_steps),
-                            collate_fn=collate, num_workers=cfg.workers)
+                            collate_fn=getattr(crops, "collate", collate), num_workers=cfg.workers)
         tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
                                        margin_fn, ema, on_step)
         state.cycle += 1
         eval_model = ema.model if ema is not None else model
-        va = validate(eval_model, ds, infos, cfg, device, progress)
+        va = validate(eval_model, ds, infos, cfg, device, progress, cache=cache)
         improved = va["eer"] < state.best_eer
         if improved:
             state.best_eer, state.best_step = va["eer"], state.step

@@ -11,20 +11,50 @@ from typing import Callable
 import torch.nn as nn
 
 from ..config import FrontendConfig
+from .fbank import FbankFrontend
+from .sincnet import SincFrontend
 from .ssl import SSLFrontend, load_hf_encoder
+from .whisper import WhisperFrontend, load_whisper_encoder
 
 
 def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
     encoder, do_norm = load_hf_encoder(cfg.backbone_cfg, cfg.use_pretrain)
+    fr = SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
+                     keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
     if cfg.grad_checkpointing and not cfg.frz_pretrain:
-        enable = getattr(encoder, "activation_checkpointing_enable", None) or encoder.gradient_checkpointing_enable
-        enable()
-    return SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
-                       keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
+        fr.gradient_checkpointing(True)
+    return fr
 
 
-FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {"ssl": build_ssl}
-FRONTEND_LOADERS: dict[str, Callable[[dict], nn.Module]] = {"ssl": SSLFrontend.from_description}
+def build_whisper(cfg: FrontendConfig) -> WhisperFrontend:
+    fr = WhisperFrontend(load_whisper_encoder(cfg.backbone_cfg, cfg.use_pretrain), layers=list(cfg.layers) or None,
+                         keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, pad_30s=cfg.pad_30s)
+    if cfg.grad_checkpointing and not cfg.frz_pretrain:
+        fr.gradient_checkpointing(True)
+    return fr
+
+
+def build_fbank(cfg: FrontendConfig, n_mfcc: int = 0) -> FbankFrontend:
+    return FbankFrontend(n_mels=cfg.n_mels, n_mfcc=n_mfcc, spec_augment=cfg.spec_augment,
+                         time_mask=cfg.time_mask, freq_mask=cfg.freq_mask)
+
+
+def build_mfcc(cfg: FrontendConfig) -> FbankFrontend:
+    return build_fbank(cfg, n_mfcc=cfg.n_mfcc)
+
+
+def build_sincnet(cfg: FrontendConfig) -> SincFrontend:
+    return SincFrontend(n_filters=cfg.sinc_filters, kernel=cfg.sinc_kernel, pool=cfg.sinc_pool)
+
+
+FRONTENDS: dict[str, Callable[[FrontendConfig], nn.Module]] = {
+    "ssl": build_ssl, "whisper": build_whisper, "fbank": build_fbank, "mfcc": build_mfcc, "sincnet": build_sincnet,
+}
+FRONTEND_LOADERS: dict[str, Callable[[dict], nn.Module]] = {
+    "ssl": SSLFrontend.from_description, "whisper": WhisperFrontend.from_description,
+    "fbank": FbankFrontend.from_description, "mfcc": FbankFrontend.from_description,
+    "sincnet": SincFrontend.from_description,
+}
 
 
 def build_frontend(cfg: FrontendConfig) -> nn.Module:

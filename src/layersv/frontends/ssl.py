@@ -1,4 +1,5 @@
-"""Pretrained self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio) as frontends.
+"""Pretrained self-supervised speech encoders (wav2vec 2.0, HuBERT, WavLM, data2vec-audio, UniSpeech(-SAT),
+wav2vec2-conformer) as frontends.
 
 Wraps a Hugging Face ``transformers`` model and returns *all* its hidden states stacked:
 ``(wav (B, S), wav_lengths (B,))`` → ``(hidden (B, L, T, D), frame_lengths (B,))`` where
@@ -26,6 +27,9 @@ FAMILIES: dict[str, tuple[str, str]] = {
     "hubert": ("HubertConfig", "HubertModel"),
     "wavlm": ("WavLMConfig", "WavLMModel"),
     "data2vec-audio": ("Data2VecAudioConfig", "Data2VecAudioModel"),
+    "unispeech-sat": ("UniSpeechSatConfig", "UniSpeechSatModel"),
+    "unispeech": ("UniSpeechConfig", "UniSpeechModel"),
+    "wav2vec2-conformer": ("Wav2Vec2ConformerConfig", "Wav2Vec2ConformerModel"),
 }
 
 TINY_COMMON = dict(
@@ -40,7 +44,18 @@ TINY: dict[str, tuple[str, dict[str, Any]]] = {
     "tiny-wav2vec2": ("wav2vec2", dict(TINY_COMMON, feat_extract_norm="group", do_stable_layer_norm=False)),
     "tiny-hubert": ("hubert", dict(TINY_COMMON, feat_extract_norm="group", do_stable_layer_norm=False)),
     "tiny-data2vec": ("data2vec-audio", dict(TINY_COMMON, num_conv_pos_embeddings=5)),
+    "tiny-unispeech-sat": ("unispeech-sat", dict(TINY_COMMON, feat_extract_norm="layer", do_stable_layer_norm=True)),
+    "tiny-w2v2-conformer": ("wav2vec2-conformer", dict(TINY_COMMON, feat_extract_norm="layer",
+                                                       position_embeddings_type="rotary",
+                                                       conv_depthwise_kernel_size=7)),
 }
+
+
+def family_of(source: str) -> str:
+    """The ``model_type`` of a tiny name, a local directory or a hub id (reads config.json only)."""
+    if source in TINY:
+        return TINY[source][0]
+    return tf.AutoConfig.from_pretrained(source).model_type
 
 
 def hf_config_from_dict(d: dict) -> tf.PretrainedConfig:
@@ -50,11 +65,29 @@ def hf_config_from_dict(d: dict) -> tf.PretrainedConfig:
     return getattr(tf, FAMILIES[model_type][0]).from_dict(d)
 
 
-def _read_do_normalize(source: str) -> bool | None:
+def read_preprocessor_config(source: str) -> dict | None:
+    """The checkpoint's ``preprocessor_config.json`` (local directory or HF cache), or None."""
     p = Path(source) / "preprocessor_config.json"
     if p.is_file():
-        return bool(json.loads(p.read_text()).get("do_normalize", False))
-    return None
+        return json.loads(p.read_text())
+    try:
+        return tf.AutoFeatureExtractor.from_pretrained(source).to_dict()
+    except Exception:
+        return None
+
+
+def batch_invariant(cfg: tf.PretrainedConfig) -> bool:
+    """True when a zero-padded batch gives each item exactly its single-item hidden states."""
+    return supports_attention_mask(cfg) and cfg.model_type not in ("data2vec-audio", "wav2vec2-conformer")
+
+
+def supports_attention_mask(cfg: tf.PretrainedConfig) -> bool:
+    """Group-norm CNN encoders (wav2vec2-base, HuBERT-base, ...) were trained without attention masks:
+    their feature extractor says ``return_attention_mask: false`` -- pad with zeros, mask afterwards.
+    data2vec-audio takes a mask but is not exactly batch-invariant: of its 5 stacked positional
+    convolutions only the first input is zeroed at padded frames (as in fairseq), and the conformer's
+    depthwise convolution module sees padded frames in every layer: see :func:`batch_invariant`."""
+    return getattr(cfg, "feat_extract_norm", "layer") == "layer" or cfg.model_type in ("wavlm",)
 
 
 def load_hf_encoder(source: str, use_pretrain: bool = True) -> tuple[nn.Module, bool]:
@@ -75,12 +108,8 @@ def load_hf_encoder(source: str, use_pretrain: bool = True) -> tuple[nn.Module, 
     cfg_d = cfg.to_dict()
     model_cls = getattr(tf, FAMILIES[hf_config_from_dict(cfg_d).model_type][1])
     model = model_cls.from_pretrained(source) if use_pretrain else model_cls(hf_config_from_dict(cfg_d))
-    do_norm = _read_do_normalize(source)
-    if do_norm is None:  # hub cache: ask the feature extractor
-        try:
-            do_norm = bool(tf.AutoFeatureExtractor.from_pretrained(source).do_normalize)
-        except Exception:
-            do_norm = cfg.feat_extract_norm == "layer"
+    pre = read_preprocessor_config(source)
+    do_norm = bool(pre.get("do_normalize", False)) if pre else cfg.feat_extract_norm == "layer"
     return model, do_norm
 
 
@@ -105,15 +134,17 @@ class SSLFrontend(nn.Module):
         self.encoder = encoder
         self.do_normalize = do_normalize
         cfg = encoder.config
-        self.use_attention_mask = not (cfg.model_type in ("wav2vec2", "hubert") and cfg.feat_extract_norm == "group")
+        self.use_attention_mask = supports_attention_mask(cfg)
         all_idx = list(range(cfg.num_hidden_layers + 1))
-        if not keep_layer0:
-            all_idx = all_idx[1:]
         if layers:
-            bad = [i for i in layers if i not in range(cfg.num_hidden_layers + 1)]
+            bad = [i for i in layers if i not in all_idx]
             if bad:
                 raise ValueError(f"layers {bad} out of range 0..{cfg.num_hidden_layers}")
-            all_idx = [i for i in layers if keep_layer0 or i != 0]
+            all_idx = sorted(set(int(i) for i in layers))
+        if not keep_layer0:
+            all_idx = [i for i in all_idx if i != 0]
+        if not all_idx:
+            raise ValueError("no hidden state left to return (layers=[0] with keep_layer0=false)")
         self.layer_ids = all_idx
         self.frozen = False
         if freeze:
@@ -162,6 +193,13 @@ class SSLFrontend(nn.Module):
         if self.frozen:
             self.encoder.eval()  # no dropout in a frozen encoder
         return self
+
+    def gradient_checkpointing(self, enable: bool = True) -> None:
+        """Recompute transformer activations in the backward pass (joint fine-tuning of large encoders)."""
+        if enable:
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.encoder.gradient_checkpointing_disable()
 
     def frame_lengths(self, wav_lengths: torch.Tensor) -> torch.Tensor:
         return self.encoder._get_feat_extract_output_lengths(wav_lengths).long()

@@ -1,0 +1,309 @@
+"""Frozen-feature cache: the hidden states ``(L, T, D)`` of every utterance, computed once, memory-mapped.
+
+Training a backend on a *frozen* encoder recomputes the same encoder forward pass every epoch; the
+cache computes it once per utterance (full utterance, fp16 by default, optional layer subset) and
+trains from random crops in the frame domain (:class:`CachedCrops`, the same deterministic stream as
+``data.dataset.TrainCrops``).  :class:`CachedFrontend` passes cached hidden states through and runs
+the real frontend on waveforms, so the training loop and the saved checkpoints are unchanged.
+
+Layout: ``<root>/<frontend>-<key16>/manifest.json`` + ``shard_00000.npy`` ... , each shard
+``(L, sum of its utterances' frames, D)``.  The directory key hashes the frontend description (which
+includes the layer selection), a hash of its weights, dtype, sample rate and the dataset folder, so
+another encoder / layer subset / dtype gets another cache.  The manifest records each shard's
+utterances with their frame counts and the audio file's size and mtime; a shard whose files changed,
+whose file is missing or has the wrong shape, or whose utterance list differs is rebuilt, never used.
+Shards are written to a temporary file and renamed, then the manifest is rewritten atomically: a
+killed build loses at most the shard in progress, and the next call resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from ..data.dataset import Batch, ListSampler, Utterances, collate, length_buckets
+from ..utils import atomic_write_text
+
+FORMAT = "layersv-cache-1"
+DTYPES = {"float16": np.float16, "float32": np.float32}
+
+
+def weights_hash(module: nn.Module) -> str:
+    """sha256 over the state dict (names, shapes, dtypes, bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def is_frozen(frontend: nn.Module) -> bool:
+    return not any(p.requires_grad for p in frontend.parameters())
+
+
+def audio_stamp(path: Path) -> list[int]:
+    st = os.stat(path)
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+class FeatureCache:
+    """Read access to a complete cache: ``get(key, start, stop) -> (L, stop - start, D)`` float32 array."""
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path, self.manifest = Path(path), manifest
+        self.header = manifest["header"]
+        self.index: dict[str, tuple[str, int, int]] = {}
+        for sid, sh in manifest["shards"].items():
+            off = 0
+            for k, n in zip(sh["keys"], sh["frames"]):
+                self.index[k] = (sid, off, n)
+                off += n
+        self._maps: dict[str, np.ndarray] = {}
+
+    @property
+    def keys(self) -> list[str]:
+        return sorted(self.index)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.index
+
+    def frames(self, key: str) -> int:
+        return self.index[key][2]
+
+    def get(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        sid, off, n = self.index[key]
+        if sid not in self._maps:
+            self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r")
+        stop = n if stop is None else min(stop, n)
+        return np.array(self._maps[sid][:, off + start : off + stop], dtype=np.float32)
+
+    @classmethod
+    def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
+                      dtype: str = "float16", shard_utts: int = 64, batch_sec: float = 60.0, device: str = "cpu",
+                      progress: bool = True, log=None) -> "FeatureCache":
+        """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed."""
+        if dtype not in DTYPES:
+            raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
+        if not is_frozen(frontend):
+            raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
+        header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
+                  "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
+                  "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
+                  "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
+        digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        path = Path(root) / f"{frontend_name}-{digest}"
+        path.mkdir(parents=True, exist_ok=True)
+        keys = sorted(set(keys))
+        plan = {f"{i:05d}": keys[j : j + shard_utts] for i, j in enumerate(range(0, len(keys), shard_utts))}
+        stamps = {k: audio_stamp(ds.abspath(k)) for k in keys}
+        manifest = cls._read_manifest(path, header)
+        kept = {sid: sh for sid, sh in manifest["shards"].items()
+                if sid in plan and cls._shard_valid(path, sid, sh, plan[sid], stamps, header)}
+        stale = len(manifest["shards"]) - len(kept)
+        todo = [sid for sid in plan if sid not in kept]
+        manifest = {"header": header, "shards": kept, "complete": not todo}
+        if log and (todo or stale):
+            log.info(f"feature cache {path}: {len(kept)} shards valid, {stale} stale, building {len(todo)}")
+        if todo:
+            for sid in tqdm(todo, desc="cache build", disable=not progress, unit="shard"):
+                frames = cls._write_shard(frontend, ds, plan[sid], path / f"shard_{sid}.npy",
+                                          DTYPES[dtype], batch_sec, device)
+                manifest["shards"][sid] = {"keys": plan[sid], "frames": frames,
+                                           "audio": [stamps[k] for k in plan[sid]]}
+                manifest["complete"] = len(manifest["shards"]) == len(plan)
+                atomic_write_text(path / "manifest.json", json.dumps(manifest))
+        else:
+            atomic_write_text(path / "manifest.json", json.dumps(manifest))
+        for stray in path.glob("shard_*.npy"):  # shards of an older plan
+            if stray.stem[6:] not in plan:
+                stray.unlink()
+        return cls(path, manifest)
+
+    @staticmethod
+    def _read_manifest(path: Path, header: dict) -> dict:
+        try:
+            m = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {"header": header, "shards": {}}
+        same = json.dumps(m.get("header"), sort_keys=True, default=str) == json.dumps(header, sort_keys=True,
+                                                                                       default=str)
+        return m if same else {"header": header, "shards": {}}
+
+    @staticmethod
+    def _shard_valid(path: Path, sid: str, sh: dict, keys: list[str], stamps: dict, header: dict) -> bool:
+        if sh.get("keys") != keys or sh.get("audio") != [stamps[k] for k in keys]:
+            return False
+        try:
+            arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r")
+        except (OSError, ValueError):
+            return False
+        return arr.shape == (header["num_layers"], sum(sh["frames"]), header["dim"]) and \
+            arr.dtype == DTYPES[header["dtype"]]
+
+    @staticmethod
+    @torch.no_grad()
+    def _write_shard(frontend: nn.Module, ds, keys: list[str], out: Path, dtype, batch_sec: float,
+                     device: str) -> list[int]:
+        sr = int(frontend.sample_rate)
+        dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr)
+        from ..data.audio import audio_info
+
+        durs = [audio_info(ds.abspath(k)).duration for k in keys]
+        loader = DataLoader(dset, batch_sampler=ListSampler(length_buckets(durs, batch_sec)), collate_fn=collate)
+        frontend.eval()
+        states: dict[str, np.ndarray] = {}
+        for b in loader:
+            hidden, lengths = frontend(b.wav.to(device), b.lengths.to(device))
+            for i, k in enumerate(b.keys):
+                states[k] = hidden[i, :, : int(lengths[i])].cpu().numpy().astype(dtype)
+        arr = np.concatenate([states[k] for k in keys], axis=1)
+        tmp = out.with_name(out.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, arr)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        return [int(states[k].shape[1]) for k in keys]
+
+
+class CachedCrops(Dataset):
+    """Random ``crop`` -frame crops of cached states, the stream of ``TrainCrops`` (same permutations,
+    same per-item seeds); shorter utterances are wrap-padded.  Item: ``(hidden (L, crop, D), label, key)``."""
+
+    def __init__(self, cache: FeatureCache, keys: list[str], labels: list[int], crop: int, seed: int,
+                 fix_to_maxlen: bool = True):
+        self.cache, self.keys, self.labels = cache, keys, labels
+        self.crop, self.seed, self.fix_to_maxlen = crop, seed, fix_to_maxlen
+        self._perm: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def utterance_of(self, k: int) -> int:
+        epoch, pos = divmod(k, len(self.keys))
+        if epoch not in self._perm:
+            self._perm = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.keys))}
+        return int(self._perm[epoch][pos])
+
+    def __getitem__(self, k: int) -> tuple[np.ndarray, int, str]:
+        u = self.utterance_of(k)
+        key = self.keys[u]
+        n = self.cache.frames(key)
+        rng = np.random.default_rng([self.seed, 1_000_003, k])
+        start = int(rng.integers(0, n - self.crop + 1)) if n > self.crop else 0
+        h = self.cache.get(key, start, start + self.crop)
+        if h.shape[1] < self.crop and self.fix_to_maxlen and h.shape[1] > 0:
+            h = np.pad(h, ((0, 0), (0, self.crop - h.shape[1]), (0, 0)), mode="wrap")
+        return h, self.labels[u], key
+
+
+def collate_hidden(items: list[tuple[np.ndarray, int, str]]) -> Batch:
+    """Pad cached states to ``Batch(wav=hidden (B, L, T, D), lengths=frames (B,), labels, keys)``."""
+    L, _, D = items[0][0].shape
+    T = max(h.shape[1] for h, _, _ in items)
+    out = torch.zeros(len(items), L, T, D)
+    for i, (h, _, _) in enumerate(items):
+        out[i, :, : h.shape[1]] = torch.from_numpy(h)
+    return Batch(out, torch.tensor([h.shape[1] for h, _, _ in items]), torch.tensor([lab for _, lab, _ in items]),
+                 [k for _, _, k in items])
+
+
+class CachedFrontend(nn.Module):
+    """The real (frozen) frontend, bypassed for inputs that already are hidden states ``(B, L, T, D)``."""
+
+    def __init__(self, frontend: nn.Module):
+        super().__init__()
+        self.inner = frontend
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (x, lengths) if x.dim() == 4 else self.inner(x, lengths)
+
+
+@torch.no_grad()
+def cached_embeddings(backend: nn.Module, cache: FeatureCache, keys: list[str], batch_frames: int = 6000,
+                      max_frames: int = 0, device: str = "cpu"):
+    """Embeddings of full cached utterances (the first ``max_frames`` if > 0), length-bucketed."""
+    from ..embed import Embeddings
+
+    keys = sorted(set(keys))
+    n = [min(cache.frames(k), max_frames) if max_frames else cache.frames(k) for k in keys]
+    was = backend.training
+    backend.eval()
+    out_k, embs, norms = [], [], []
+    for idx in length_buckets([float(x) for x in n], float(batch_frames)):
+        b = collate_hidden([(cache.get(keys[i], 0, n[i]), -1, keys[i]) for i in idx])
+        e = backend(b.wav.to(device), b.lengths.to(device)).float().cpu()
+        norms.append(e.norm(dim=-1))
+        embs.append(torch.nn.functional.normalize(e, dim=-1))
+        out_k += b.keys
+    backend.train(was)
+    order = np.argsort(np.asarray(out_k))
+    mat, nrm = torch.cat(embs).numpy(), torch.cat(norms).numpy()
+    return Embeddings([out_k[i] for i in order], mat[order], nrm[order])
+
+
+def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int], progress: bool = True, log=None):
+    """For ``fit`` with ``frontend.cache``: (cache, crops dataset, step model sharing ``model.backend``).
+
+    Caches the training utterances and the validation trials' utterances; the test split is scored once
+    at the end with the real frontend on waveforms.
+    """
+    from ..config import ConfigError
+    from ..model import SpeakerEncoder
+
+    fr = model.frontend
+    if not is_frozen(fr):
+        raise ConfigError("cache: true needs a frozen frontend (--frz_pretrain true)")
+    keys = [p for p, _ in train_rows] + list(ds.trials("valid").utterances)
+    root = cfg.frontend.cache_dir or Path(ds.root) / ".layersv_cache"
+    cache = FeatureCache.open_or_build(fr, cfg.frontend.frontend, ds, keys, root, cfg.frontend.cache_dtype,
+                                       device=cfg.device, progress=progress, log=log)
+    crop = int(fr.frame_lengths(torch.tensor([round(cfg.data.train_max_sec * fr.sample_rate)]))[0])
+    crops = CachedCrops(cache, [p for p, _ in train_rows], labels, crop, cfg.seed, cfg.data.fix_to_maxlen)
+    step_model = SpeakerEncoder(CachedFrontend(fr), model.backend, model.frontend_name, model.backend_name,
+                                model.backend_args)
+    return cache, crops, step_model
+
+
+CachedCrops.collate = staticmethod(collate_hidden)
+
+
+def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
+                        device: str = "cpu", progress: bool = True) -> FeatureCache:
+    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances)."""
+    from ..data.folder import open_dataset
+    from . import build_frontend
+
+    frontend_cfg.frz_pretrain = True
+    fr = build_frontend(frontend_cfg).to(device)
+    if hasattr(fr, "freeze"):
+        fr.freeze()
+    for p in fr.parameters():
+        p.requires_grad_(False)
+    ds = open_dataset(data_dir, need_train="train" in splits)
+    keys: list[str] = []
+    for s in splits:
+        if s == "train":
+            keys += [p for p, _ in ds.train]
+        elif s in ("valid", "test"):
+            keys += list(ds.trials(s).utterances)
+        else:
+            raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
+    root = cache_dir or Path(ds.root) / ".layersv_cache"
+    return FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
+                                      device=device, progress=progress)

@@ -1,0 +1,170 @@
+"""Feature cache: round trip, staleness (audio touched / dtype / layers), killed-build resume, training."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from layersv.data.folder import open_dataset
+from layersv.frontends.cache import CachedCrops, CachedFrontend, FeatureCache, cached_embeddings
+from layersv.frontends.ssl import SSLFrontend, load_hf_encoder
+
+
+def frozen(layers=None, seed=0):
+    torch.manual_seed(seed)
+    enc, norm = load_hf_encoder("tiny-wavlm")
+    return SSLFrontend(enc, do_normalize=norm, layers=layers, freeze=True)
+
+
+def build(fr, ds, keys, root, **kw):
+    return FeatureCache.open_or_build(fr, "ssl", ds, keys, root, progress=False, shard_utts=4, **kw)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    calls = []
+    orig = FeatureCache._write_shard
+
+    def counted(*a, **k):
+        calls.append(a[3].name)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(FeatureCache, "_write_shard", staticmethod(counted))
+    return calls
+
+
+def test_round_trip_matches_the_frontend(tiny_data, tmp_path):
+    ds = open_dataset(tiny_data)
+    keys = [p for p, _ in ds.train][:6]
+    fr = frozen()
+    c = build(fr, ds, keys, tmp_path, dtype="float32")
+    from layersv.data.audio import load_audio
+
+    for k in keys[:3]:
+        wav = torch.from_numpy(load_audio(ds.abspath(k), 16000))[None]
+        with torch.no_grad():
+            h, n = fr(wav, torch.tensor([wav.shape[1]]))
+        assert c.frames(k) == n.item()
+        np.testing.assert_allclose(c.get(k), h[0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(c.get(k, 3, 9), h[0, :, 3:9].numpy(), atol=1e-5)
+    c16 = build(fr, ds, keys, tmp_path)  # fp16 default: another cache, close values
+    assert c16.path != c.path and c16.manifest["complete"]
+    np.testing.assert_allclose(c16.get(keys[0]), c.get(keys[0]), atol=2e-2, rtol=1e-2)
+
+
+def test_staleness_touch_dtype_layers(tiny_data, tmp_path, counting):
+    ds = open_dataset(tiny_data)
+    keys = [p for p, _ in ds.train][:8]  # 2 shards of 4
+    fr = frozen()
+    build(fr, ds, keys, tmp_path)
+    assert len(counting) == 2
+    build(fr, ds, keys, tmp_path)
+    assert len(counting) == 2  # valid cache: nothing rebuilt
+    f = ds.abspath(keys[5])  # touch one file of shard 1: only that shard is rebuilt
+    st = os.stat(f)
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    build(fr, ds, keys, tmp_path)
+    assert counting[2:] == ["shard_00001.npy"]
+    build(fr, ds, keys, tmp_path, dtype="float32")  # another dtype: full build
+    assert len(counting) == 5
+    c = build(frozen(layers=[1, 3]), ds, keys, tmp_path)  # another layer selection: full build
+    assert len(counting) == 7 and c.get(keys[0]).shape[0] == 2
+    build(frozen(seed=5), ds, keys, tmp_path)  # other weights: full build
+    assert len(counting) == 9
+    (c.path / "shard_00000.npy").write_bytes(b"corrupt")  # a broken shard is detected and rebuilt
+    build(frozen(layers=[1, 3]), ds, keys, tmp_path)
+    assert counting[-1] == "shard_00000.npy" and len(counting) == 10
+
+
+def test_killed_build_resumes_without_losing_finished_shards(tiny_data, tmp_path, monkeypatch):
+    ds = open_dataset(tiny_data)
+    keys = [p for p, _ in ds.train][:12]  # 3 shards
+    orig = FeatureCache._write_shard
+    written = []
+
+    def dies_on_second(*a, **k):
+        if len(written) == 1:
+            raise KeyboardInterrupt
+        written.append(a[3].name)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(FeatureCache, "_write_shard", staticmethod(dies_on_second))
+    with pytest.raises(KeyboardInterrupt):
+        build(frozen(), ds, keys, tmp_path)
+    (path,) = list(tmp_path.iterdir())
+    import json
+
+    m = json.loads((path / "manifest.json").read_text())
+    assert list(m["shards"]) == ["00000"] and not m["complete"]
+    resumed = []
+
+    def counted(*a, **k):
+        resumed.append(a[3].name)
+        return orig(*a, **k)
+
+    monkeypatch.setattr(FeatureCache, "_write_shard", staticmethod(counted))
+    c = build(frozen(), ds, keys, tmp_path)
+    assert resumed == ["shard_00001.npy", "shard_00002.npy"] and c.manifest["complete"]
+    assert sorted(c.keys) == sorted(keys)
+
+
+def test_crops_are_deterministic_and_cached_frontend_passes_through(tiny_data, tmp_path):
+    ds = open_dataset(tiny_data)
+    keys = [p for p, _ in ds.train][:8]
+    c = build(frozen(), ds, keys, tmp_path)
+    crops = CachedCrops(c, keys, list(range(8)), crop=30, seed=3)
+    a, b = crops[17], crops[17]
+    assert a[0].shape == (5, 30, 64) and np.array_equal(a[0], b[0]) and a[2] == b[2]
+    batch = CachedCrops.collate([crops[i] for i in range(4)])
+    assert batch.wav.shape == (4, 5, 30, 64) and batch.lengths.tolist() == [30] * 4
+    cf = CachedFrontend(frozen())
+    assert cf(batch.wav, batch.lengths)[0] is batch.wav
+    assert cf.num_layers == 5 and cf(torch.zeros(1, 8000), torch.tensor([8000]))[0].shape[:2] == (1, 5)
+    with pytest.raises(ValueError, match="frozen"):
+        build(SSLFrontend(load_hf_encoder("tiny-wavlm")[0]), ds, keys, tmp_path)
+
+
+def test_training_from_cache_matches_on_the_fly(tiny_data, tmp_path):
+    """Same seed, frozen tiny WavLM: validation EER from the cache vs the encoder on the fly."""
+    from conftest import tiny_config
+
+    from layersv import load_model
+    from layersv.train import fit
+
+    runs = {}
+    for cache in (False, True):
+        cfg = tiny_config(tiny_data, frz_pretrain="true", cache=str(cache).lower(), nb_total_step=16,
+                          nb_steps_eval=8, skiptest="true", cache_dir=str(tmp_path / "cache"),
+                          cache_dtype="float32")
+        runs[cache] = fit(cfg, tmp_path / f"run{int(cache)}", progress=False)
+    import csv
+
+    eer = {k: [float(r["valid_eer"]) for r in csv.DictReader(open(v / "metrics.csv"))] for k, v in runs.items()}
+    # crops in the frame domain see the whole utterance as context: close, not identical
+    assert abs(eer[True][-1] - eer[False][-1]) <= 15.0, eer
+    # the checkpoint holds the real frontend; its waveform embeddings equal the cached ones
+    model = load_model(runs[True])
+    model.frontend.freeze()
+    ds = open_dataset(tiny_data)
+    c = FeatureCache.open_or_build(model.frontend, "ssl", ds, ds.trials("valid").utterances, tmp_path / "c2",
+                                   dtype="float32", progress=False)
+    from layersv.data.audio import load_audio
+
+    emb = cached_embeddings(model.backend, c, c.keys[:3])
+    for k in c.keys[:3]:
+        e = model.embed(load_audio(ds.abspath(k), 16000))
+        np.testing.assert_allclose(emb.matrix[emb.index[k]], e, atol=1e-4)
+
+
+def test_cli_cache(tiny_data, tmp_path, capsys):
+    from layersv.cli import main
+
+    args = ["cache", str(tiny_data), "--backbone_cfg", "tiny-wav2vec2", "--layers", "0,2", "--cache_dir",
+            str(tmp_path), "--no-progress", "--splits", "valid"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "12 utterances, 2 layers x 64 (float16)" in out
+    assert main(args) == 0  # second call opens the valid cache
+    assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-nope", "--cache_dir", str(tmp_path)]) == 2
+    assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-wavlm", "--layers", "a"]) == 2
