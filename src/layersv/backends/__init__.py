@@ -11,10 +11,15 @@ from typing import Any
 
 import torch.nn as nn
 
+from .ltdnn import LTDNN_D3Net, LTDNN_ECAPA
 from .superb import SUPERB
+from .unipool import UniPool
 
 BACKENDS: dict[str, type[nn.Module]] = {
     "SUPERB": SUPERB,
+    "UniPool": UniPool,
+    "L-TDNN_ECAPA": LTDNN_ECAPA,
+    "L-TDNN_D3Net": LTDNN_D3Net,
 }
 
 
