@@ -11,15 +11,23 @@ from typing import Any
 
 import torch.nn as nn
 
+from .ecapa import ECAPA_TDNN
+from .lap import LAP
 from .ltdnn import LTDNN_D3Net, LTDNN_ECAPA
+from .mhfa import MHFA
 from .superb import SUPERB
 from .unipool import UniPool
+from .xvector import XVector
 
 BACKENDS: dict[str, type[nn.Module]] = {
     "SUPERB": SUPERB,
     "UniPool": UniPool,
     "L-TDNN_ECAPA": LTDNN_ECAPA,
     "L-TDNN_D3Net": LTDNN_D3Net,
+    "LAP": LAP,
+    "MHFA": MHFA,
+    "X-vector": XVector,
+    "ECAPA-TDNN": ECAPA_TDNN,
 }
 
 

@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .layers import lengths_to_mask
+from .layers import LayerWeightedSum, lengths_to_mask
 
 
 class LayerAttentionPool(nn.Module):
@@ -71,3 +71,52 @@ class LayerAttentionPool(nn.Module):
         m = lengths_to_mask(lengths.to(a.device), a.shape[-1]).to(a.dtype)[:, None, None, :]
         s = (a * m).sum((1, 3))
         return s / s.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+class SumAggregator(nn.Module):
+    """SUPERB weighted sum as an aggregator: ``(B, L, T, D)`` → ``(B, D, T)``."""
+
+    def __init__(self, num_layers: int, in_dim: int, layer_norm: bool):
+        super().__init__()
+        self.sum = LayerWeightedSum(num_layers, layer_norm)
+        self.out_dim = in_dim
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.sum(hidden).transpose(1, 2)
+
+    def layer_weights(self) -> torch.Tensor:
+        return self.sum.layer_weights()
+
+    def attention_summary(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.layer_weights()[None].expand(len(lengths), -1)
+
+
+class LAPAggregator(nn.Module):
+    """LAP's Layer Attentive Pooling (BN2d → Conv2d D→D with bias → heads → max over layers → D→``out_dim``).
+
+    ``(B, L, T, D)`` → ``(B, out_dim, T)``.
+    """
+
+    def __init__(self, num_layers: int, in_dim: int, out_dim: int = 512, heads: int = 16, dropout: float = 0.1):
+        super().__init__()
+        self.pool = LayerAttentionPool(num_layers, in_dim, in_dim, out_dim, heads, proj_bias=True, dropout=dropout)
+        self.out_dim = out_dim
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.pool(hidden.permute(0, 3, 1, 2))
+
+    def attention_summary(self, lengths: torch.Tensor) -> torch.Tensor:
+        return self.pool.attention_summary(lengths)
+
+
+AGGREGATIONS = ("superb", "lap")
+
+
+def make_aggregator(kind: str, num_layers: int, in_dim: int, layer_norm: bool = False, lap_dim: int = 512,
+                    lap_heads: int = 16, dropout: float = 0.1) -> nn.Module:
+    """``superb`` (weighted sum) or ``lap`` (Layer Attentive Pooling): ``(B, L, T, D)`` → ``(B, C, T)``."""
+    if kind == "superb":
+        return SumAggregator(num_layers, in_dim, layer_norm)
+    if kind == "lap":
+        return LAPAggregator(num_layers, in_dim, lap_dim, lap_heads, dropout)
+    raise ValueError(f"unknown layer aggregation {kind!r}; valid: {', '.join(AGGREGATIONS)}")

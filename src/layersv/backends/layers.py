@@ -126,15 +126,16 @@ class ContextASP(nn.Module):
     → ReLU → BN → Conv1d bottleneck→C → masked softmax over T → attentive mean and std
     (variance clamped at 1e-4).  ``attn_dropout`` drops attention weights after the softmax
     (UniPool/L-TDNN); ``score_dropout`` removes a random fraction of frames from the softmax while
-    training (LAP's "score dropout").  Fix of the seeds: the context statistics are the masked
+    training (LAP's "score dropout"); ``tanh`` adds a Tanh after the BN (TaoRuijie's ECAPA).  Fix of the seeds: the context statistics are the masked
     population std in training *and* eval (UniPool used the unbiased ``torch.std`` at eval).
     """
 
-    def __init__(self, in_dim: int, bottleneck: int, attn_dropout: float = 0.0, score_dropout: float = 0.0):
+    def __init__(self, in_dim: int, bottleneck: int, attn_dropout: float = 0.0, score_dropout: float = 0.0,
+                 tanh: bool = False):
         super().__init__()
         self.attention = nn.Sequential(
             nn.Conv1d(3 * in_dim, bottleneck, 1), nn.ReLU(), nn.BatchNorm1d(bottleneck),
-            nn.Conv1d(bottleneck, in_dim, 1),
+            nn.Tanh() if tanh else nn.Identity(), nn.Conv1d(bottleneck, in_dim, 1),
         )
         self.attn_dropout = nn.Dropout(attn_dropout)
         self.score_dropout = score_dropout
