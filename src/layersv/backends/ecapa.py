@@ -2,7 +2,7 @@
 
 ``ECAPANetwork``: ``(B, C_in, T)`` frames + lengths → ``(B, embedding_dim)``.  Conv1d k5 → C →
 three SE-Res2 blocks (kernel 3, dilations 2/3/4, scale 8, SE bottleneck 128) → concat (3C) →
-Conv1d 3C→1536 → ReLU → attentive statistics pooling with global context → BN(3072) → Linear.
+Conv1d 3C→``cat_dim`` (1536) → ReLU → attentive statistics pooling with global context → BN(3072) → Linear.
 Two flavours, as in the seeds:
 
 * ``style="tao"`` (TaoRuijie/ECAPA-TDNN, the framework's classic baseline): block inputs are the
@@ -60,17 +60,18 @@ class SERes2Block1d(nn.Module):
 class ECAPANetwork(nn.Module):
     STYLES = ("tao", "wespeaker")
 
-    def __init__(self, in_dim: int, embedding_dim: int = 192, channels: int = 512, style: str = "tao"):
+    def __init__(self, in_dim: int, embedding_dim: int = 192, channels: int = 512, style: str = "tao",
+                 cat_dim: int = 1536):
         super().__init__()
         if style not in self.STYLES:
             raise ValueError(f"unknown ECAPA style {style!r}; valid: {', '.join(self.STYLES)}")
         self.cumulative = style == "tao"
         self.stem = ConvReluBn1d(in_dim, channels, 5)
         self.blocks = nn.ModuleList(SERes2Block1d(channels, d) for d in (2, 3, 4))
-        self.cat = nn.Conv1d(3 * channels, 1536, 1)
-        self.pool = ContextASP(1536, 256 if style == "tao" else 128, tanh=True)
-        self.bn_pool = nn.BatchNorm1d(3072)
-        self.fc = nn.Linear(3072, embedding_dim)
+        self.cat = nn.Conv1d(3 * channels, cat_dim, 1)
+        self.pool = ContextASP(cat_dim, 256 if style == "tao" else 128, tanh=True)
+        self.bn_pool = nn.BatchNorm1d(2 * cat_dim)
+        self.fc = nn.Linear(2 * cat_dim, embedding_dim)
         self.bn_emb = nn.BatchNorm1d(embedding_dim) if style == "tao" else nn.Identity()
         self.embedding_dim = embedding_dim
 
@@ -90,10 +91,10 @@ class ECAPA_TDNN(nn.Module):
     """Classic ECAPA-TDNN baseline.  ``(B, L, T, D)`` + lengths → ``(B, embedding_dim)``."""
 
     def __init__(self, in_layers: int, in_dim: int, channels: int = 512, embedding_dim: int = 192,
-                 layer_sum: bool = True):
+                 cat_dim: int = 1536, layer_sum: bool = True):
         super().__init__()
         self.layers = StaticLayers(in_layers, layer_sum)
-        self.network = ECAPANetwork(in_dim, embedding_dim, channels, style="tao")
+        self.network = ECAPANetwork(in_dim, embedding_dim, channels, style="tao", cat_dim=cat_dim)
         self.embedding_dim = embedding_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
