@@ -181,3 +181,15 @@ def test_explore_and_finetune_use_one_hidden_state():
     changed = hidden.clone()
     changed[:, 1:] += 5.0  # only hidden state 0 feeds the CLS transformer
     torch.testing.assert_close(ft(hidden, lengths), ft(changed, lengths))
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_model_has_a_valid_recipe(name):
+    from layersv.cli_support import assemble_config, recipe_for_model
+
+    assert recipe_for_model(name) is not None, f"configs/{name}.yaml missing"
+    cfg = assemble_config("", name, None, {})
+    assert cfg.model.model == name
+    from layersv.config import signature_defaults
+
+    assert set(cfg.model.args) <= set(signature_defaults(BACKENDS[name]))

@@ -39,11 +39,11 @@ def arc_target(cos: torch.Tensor, m: float, easy_margin: bool = False) -> torch.
 
 
 class SoftmaxHead(nn.Module):
-    """Linear classifier + cross-entropy."""
+    """Linear classifier + cross-entropy (``bias=False``: the x-vector seed's bias-free classifier)."""
 
-    def __init__(self, embedding_dim: int, num_classes: int):
+    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = True):
         super().__init__()
-        self.fc = nn.Linear(embedding_dim, num_classes)
+        self.fc = nn.Linear(embedding_dim, num_classes, bias=bias)
         self.margin = 0.0
         self.scale = 1.0
 
