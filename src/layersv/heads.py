@@ -39,11 +39,11 @@ def arc_target(cos: torch.Tensor, m: float, easy_margin: bool = False) -> torch.
 
 
 class SoftmaxHead(nn.Module):
-    """Linear classifier + cross-entropy (``bias=False``: the x-vector seed's bias-free classifier)."""
+    """Linear classifier + cross-entropy."""
 
-    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = True):
+    def __init__(self, embedding_dim: int, num_classes: int):
         super().__init__()
-        self.fc = nn.Linear(embedding_dim, num_classes, bias=bias)
+        self.fc = nn.Linear(embedding_dim, num_classes)
         self.margin = 0.0
         self.scale = 1.0
 
