@@ -226,7 +226,8 @@ def load_yaml_with_extends(path: str | os.PathLike, _seen: tuple = ()) -> dict:
     parents = [parents] if isinstance(parents, str) else parents
     merged: dict = {}
     for parent in parents:
-        merged = merge_configs(merged, load_yaml_with_extends(resolve_config_path(parent, path.parent), _seen + (path,)))
+        parent_cfg = load_yaml_with_extends(resolve_config_path(parent, path.parent), _seen + (path,))
+        merged = merge_configs(merged, parent_cfg)
     return merge_configs(merged, raw)
 
 

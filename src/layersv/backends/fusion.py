@@ -9,7 +9,8 @@ Two branches fused into one 256-d embedding:
   SincConv (128 band-pass filters, kernel 251, Hamming window, learnable low cut-off and bandwidth,
   both ≥ 50 Hz, low initialised linspace(30, 7900) Hz) → InstanceNorm (affine) → Mish → 4 residual
   blocks [Conv1d k3 → InstanceNorm → SE (reduction 8, bias-free) → Mish; + input] → attentive stats
-  (Linear → tanh → Conv1d →1 → softmax over samples; weighted mean and std → 256) → Linear 256→256 → ReLU.
+  (Linear → tanh → Conv1d →1 → softmax over samples; weighted mean and std → 256)
+  → Linear 256→256 → ReLU.
 * fusion: concat (D + 256) → Linear → 256.
 
 **Fix of the seed**: the seed ended the embedding with a ReLU (non-negative vectors, which wastes

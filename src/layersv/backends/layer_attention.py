@@ -92,7 +92,7 @@ class SumAggregator(nn.Module):
 
 
 class LAPAggregator(nn.Module):
-    """LAP's Layer Attentive Pooling (BN2d → Conv2d D→D with bias → heads → max over layers → D→``out_dim``).
+    """LAP's Layer Attentive Pooling: BN2d → Conv2d D→D (bias) → heads → max over layers → D→out_dim.
 
     ``(B, L, T, D)`` → ``(B, out_dim, T)``.
     """

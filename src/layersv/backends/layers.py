@@ -126,8 +126,9 @@ class ContextASP(nn.Module):
     → ReLU → BN → Conv1d bottleneck→C → masked softmax over T → attentive mean and std
     (variance clamped at 1e-4).  ``attn_dropout`` drops attention weights after the softmax
     (UniPool/L-TDNN); ``score_dropout`` removes a random fraction of frames from the softmax while
-    training (LAP's "score dropout"); ``tanh`` adds a Tanh after the BN (TaoRuijie's ECAPA).  Fix of the seeds: the context statistics are the masked
-    population std in training *and* eval (UniPool used the unbiased ``torch.std`` at eval).
+    training (LAP's "score dropout"); ``tanh`` adds a Tanh after the BN (TaoRuijie's ECAPA).
+    Fix of the seeds: the context statistics are the masked population std in training *and*
+    eval (UniPool used the unbiased ``torch.std`` at eval).
     """
 
     def __init__(self, in_dim: int, bottleneck: int, attn_dropout: float = 0.0, score_dropout: float = 0.0,

@@ -1,8 +1,8 @@
 """X-vector TDNN (Snyder et al., ICASSP 2018; the seeds' cvqluu/TDNN and LAP ``x-vector``).
 
 ``(B, C, T)`` frames + lengths → ``(B, embedding_dim)``: five TDNN layers (context 5/dil 1,
-3/dil 2, 3/dil 3, 1, 1; widths ``channels`` ×4 = 512 and ``pool_channels`` = 1500), each Conv1d → ReLU → BN, → masked mean
-+ std (3000) → Linear → ``embedding_dim`` (segment6 = the x-vector).  In training mode the seed's
+3/dil 2, 3/dil 3, 1, 1; widths ``channels`` ×4 = 512 and ``pool_channels`` = 1500), each
+Conv1d → ReLU → BN, → masked mean + std (3000) → Linear → ``embedding_dim`` (segment6 = the x-vector).  In training mode the seed's
 extra ReLU → Linear 512→512 (segment7) is applied before the classifier head (``segment7``);
 eval returns segment6.  The seed's TDNN used unpadded convolutions (frames shrink at the edges);
 here the convolutions are zero-padded ("same") with masked padding so batches of different
