@@ -193,3 +193,17 @@ def test_every_model_has_a_valid_recipe(name):
     from layersv.config import signature_defaults
 
     assert set(cfg.model.args) <= set(signature_defaults(BACKENDS[name]))
+
+
+def test_waveform_backend_trains_through_the_model(tiny_data, tmp_path):
+    """WavLM-RawNetX gets the waveform from SpeakerEncoder in training and in evaluation."""
+    from layersv.cli_support import assemble_config
+    from layersv.train import fit
+
+    ov = {"backbone_cfg": "tiny-wavlm", "frz_pretrain": "true", "nb_total_step": "2", "nb_steps_eval": "2",
+          "batch_size": "4", "train_max_sec": "1.0", "embedding_dim": "16", "raw_channels": "8",
+          "raw_blocks": "1", "lr": "0.001"}
+    cfg = assemble_config(str(tiny_data), "WavLM-RawNetX", None, ov)
+    assert cfg.head.head == "am" and cfg.model.args["seed_final_relu"] is False
+    fit(cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "model_last.pt").is_file()
