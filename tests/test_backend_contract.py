@@ -14,6 +14,20 @@ def test_masked_mean_std_golden():
     assert std.item() == pytest.approx(1.0, abs=1e-4)  # population std of [1, 3]
 
 
+def call(be, hidden, lengths):
+    """Run a backend; backends that also read the waveform (``needs_waveform``) get a synthetic one
+    whose valid samples are a fixed function of the item, so padding is the only difference."""
+    if not getattr(be, "needs_waveform", False):
+        return be(hidden, lengths)
+    hop = 40
+    s = hidden.shape[2] * hop
+    wav = torch.sin(torch.arange(s)[None, :] * 0.05)
+    wav = wav + hidden[:, 0, :, :1].repeat_interleave(hop, 1)[..., 0].clamp(-2, 2)
+    wav_lengths = lengths * hop
+    wav = wav.masked_fill(torch.arange(s)[None, :] >= wav_lengths[:, None], 7.0)  # garbage padding
+    return be(hidden, lengths, wav=wav, wav_lengths=wav_lengths)
+
+
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_padded_batch_equals_single_items(name):
     torch.manual_seed(0)
@@ -22,22 +36,32 @@ def test_padded_batch_equals_single_items(name):
     hidden = torch.randn(3, 3, 20, 16)
     hidden[1, :, 13:] = 1e3  # garbage in the padding must not matter
     hidden[2, :, 7:] = -1e3
-    batch = be(hidden, lengths)
+    batch = call(be, hidden, lengths)
     for i in range(3):
-        single = be(hidden[i : i + 1, :, : lengths[i]], lengths[i : i + 1])
+        single = call(be, hidden[i : i + 1, :, : lengths[i]], lengths[i : i + 1])
         torch.testing.assert_close(batch[i : i + 1], single, rtol=1e-4, atol=1e-4)
     assert batch.shape == (3, be.embedding_dim)
 
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_gradients_reach_layer_weights(name):
+    """Static layer weights (``layer_weights()``) or per-layer attention (``layer_attention()``) are
+    exposed, normalised over the layers, and every trainable parameter gets a gradient."""
+    torch.manual_seed(0)
     be = build_backend(name, in_layers=3, in_dim=16).train()
-    out = be(torch.randn(4, 3, 10, 16), torch.tensor([10, 9, 8, 10]))
+    hidden, lengths = torch.randn(4, 3, 10, 16, requires_grad=True), torch.tensor([10, 9, 8, 10])
+    out = call(be, hidden, lengths)
     out.pow(2).sum().backward()
-    w = be.layer_weights()
-    assert w.shape == (3,) and torch.allclose(w.sum(), torch.tensor(1.0))
-    grads = [p.grad for n, p in be.named_parameters() if "weights" in n]
-    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    if hasattr(be, "layer_weights"):
+        w = be.layer_weights()
+        assert w.shape == (3,) and torch.allclose(w.sum(), torch.tensor(1.0))
+    else:
+        if getattr(be, "needs_waveform", False):
+            pytest.fail("waveform backends must expose layer_weights()")
+        w = be.layer_attention(hidden, lengths)
+        assert w.shape == (4, 3) and torch.allclose(w.sum(-1), torch.ones(4))
+    missing = [n for n, p in be.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not missing, f"parameters without gradient: {missing}"
 
 
 def test_attentive_pool_ignores_padding():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends, resolve_config_path
+from .config import (Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends, merge_configs,
+                     resolve_config_path)
 
 
 def registries() -> dict:
@@ -35,18 +36,19 @@ def recipe_for_model(model: str) -> Path | None:
         return None
 
 
-def assemble_config(data: str, model: str, config_file: str | None, overrides: dict[str, Any]) -> Config:
-    """Built-in ``base`` ← model recipe ← ``--config FILE`` ← ``--key value`` overrides."""
+def assemble_config(data: str, model: str, config_file: str | None, overrides: dict[str, Any],
+                    use_recipe: bool = True) -> Config:
+    """Built-in ``base`` ← model recipe ← ``--config FILE`` ← ``--key value`` overrides.
+
+    ``use_recipe=False`` skips ``configs/<model>.yaml`` (for a config file that is a complete recipe
+    of its own, like ``quickstart``).
+    """
     d = load_yaml_with_extends("base")
-    rec = recipe_for_model(model)
+    rec = recipe_for_model(model) if use_recipe else None
     if rec is not None:
-        from .config import deep_merge
-
-        d = deep_merge(d, load_yaml_with_extends(rec))
+        d = merge_configs(d, load_yaml_with_extends(rec))
     if config_file:
-        from .config import deep_merge
-
-        d = deep_merge(d, load_yaml_with_extends(config_file))
+        d = merge_configs(d, load_yaml_with_extends(config_file))
     d.setdefault("model", {})["model"] = model
     d.setdefault("data", {})["data_dir"] = str(Path(data).expanduser().resolve()) if data else ""
     overrides = dict(overrides)

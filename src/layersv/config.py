@@ -266,8 +266,21 @@ def load_yaml_with_extends(path: str | os.PathLike, _seen: tuple = ()) -> dict:
     parents = [parents] if isinstance(parents, str) else parents
     merged: dict = {}
     for parent in parents:
-        merged = deep_merge(merged, load_yaml_with_extends(resolve_config_path(parent, path.parent), _seen + (path,)))
-    return deep_merge(merged, raw)
+        parent_cfg = load_yaml_with_extends(resolve_config_path(parent, path.parent), _seen + (path,))
+        merged = merge_configs(merged, parent_cfg)
+    return merge_configs(merged, raw)
+
+
+def merge_configs(low: dict, upper: dict) -> dict:
+    """``deep_merge`` of two config dicts, except that a section whose registry name changes
+    (``head.head``, ``model.model``) does not inherit the lower file's ``args`` (they belong to
+    another class)."""
+    low = dict(low)
+    for sec in ("head", "model"):
+        lo, up = low.get(sec), upper.get(sec)
+        if isinstance(lo, dict) and isinstance(up, dict) and sec in up and sec in lo and up[sec] != lo[sec]:
+            low[sec] = {k: v for k, v in lo.items() if k != "args"}
+    return deep_merge(low, upper)
 
 
 def deep_merge(a: dict, b: dict) -> dict:

@@ -47,6 +47,8 @@ class SpeakerEncoder(nn.Module):
 
     def forward(self, wav: torch.Tensor, wav_lengths: torch.Tensor) -> torch.Tensor:
         hidden, lengths = self.frontend(wav, wav_lengths)
+        if getattr(self.backend, "needs_waveform", False):  # e.g. WavLM-RawNetX reads the raw waveform too
+            return self.backend(hidden, lengths, wav=wav, wav_lengths=wav_lengths)
         return self.backend(hidden, lengths)
 
     @torch.no_grad()

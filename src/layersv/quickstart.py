@@ -26,7 +26,7 @@ def quickstart(out: str | Path | None = None, fast: bool = False, seed: int = 0,
     if fast:
         ov.update({"nb_total_step": "150", "nb_steps_eval": "50", "batch_size": "24", "train_max_sec": "1.5"})
     ov.update(overrides or {})
-    cfg = assemble_config(str(data_dir), "SUPERB", "quickstart", ov)
+    cfg = assemble_config(str(data_dir), "SUPERB", "quickstart", ov, use_recipe=False)
     run_dir = out / "run"
     print(f"[layersv] training {cfg.model.model} on {cfg.frontend.backbone_cfg} → {run_dir}")
     fit(cfg, run_dir, progress=progress, command="layersv quickstart" + (" --fast" if fast else ""))

@@ -3,6 +3,11 @@
 ``BACKENDS`` is a plain dict from the registry name (as used on the command line, the
 seeds' names) to the class.  Every class takes ``in_layers`` and ``in_dim`` first; its other
 keyword arguments are the model's configuration (``model.args``).
+
+Analysis API: backends with static layer weights expose ``layer_weights() -> (L,)``; backends whose
+layer weighting depends on the input (UniPool, L-TDNN, LAP, MHFA) expose
+``layer_attention(hidden, lengths) -> (B, L)`` (attention averaged over heads and valid frames).
+Backends with ``needs_waveform = True`` (WavLM-RawNetX) also receive ``wav=``/``wav_lengths=``.
 """
 
 from __future__ import annotations
@@ -11,10 +16,30 @@ from typing import Any
 
 import torch.nn as nn
 
+from .ecapa import ECAPA_TDNN
+from .fusion import WavLMRawNetX
+from .lap import LAP
+from .ltdnn import LTDNN_D3Net, LTDNN_ECAPA
+from .mhfa import MHFA
+from .sincnet import SincNet
 from .superb import SUPERB
+from .unipool import UniPool
+from .wav2vec2_baselines import ExploreWV2, FinetuneWV2
+from .xvector import XVector
 
 BACKENDS: dict[str, type[nn.Module]] = {
     "SUPERB": SUPERB,
+    "UniPool": UniPool,
+    "L-TDNN_ECAPA": LTDNN_ECAPA,
+    "L-TDNN_D3Net": LTDNN_D3Net,
+    "LAP": LAP,
+    "MHFA": MHFA,
+    "X-vector": XVector,
+    "ECAPA-TDNN": ECAPA_TDNN,
+    "SincNet": SincNet,
+    "ExploreWV2": ExploreWV2,
+    "FinetuneWV2": FinetuneWV2,
+    "WavLM-RawNetX": WavLMRawNetX,
 }
 
 

@@ -95,3 +95,89 @@ class LayerWeightedSum(nn.Module):
     def layer_weights(self) -> torch.Tensor:
         """``(L,)`` normalised layer weights (sum to 1)."""
         return torch.softmax(self.weights.detach(), dim=0)
+
+
+def mask_time(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the padded frames of ``x`` (``(B, C, T)`` or ``(B, C, L, T)``); ``mask (B, T)``.
+
+    Applied before every convolution over time, so a padded batch sees the same zeros at an
+    utterance's end as a single item sees from the convolution's own zero padding.
+    """
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    return x * mask.view(shape).to(x.dtype)
+
+
+def masked_max(x: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Maximum of ``x`` over ``dims`` (which include the time axis), ignoring padded frames."""
+    shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)
+    return x.masked_fill(~mask.view(shape), float("-inf")).amax(dim=dims, keepdim=True)
+
+
+def masked_avg(x: torch.Tensor, mask: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mean of ``x`` over ``dims`` (which include the time axis), ignoring padded frames."""
+    m = mask.view((x.shape[0],) + (1,) * (x.dim() - 2) + (x.shape[-1],)).to(x.dtype)
+    return (x * m).sum(dims, keepdim=True) / (m.expand_as(x).sum(dims, keepdim=True).clamp_min(1.0))
+
+
+class ContextASP(nn.Module):
+    """The seeds' attentive statistics pooling with global context (ECAPA style; UniPool §2.2-4, LAP astp).
+
+    ``(B, C, T)`` + lengths → ``(B, 2C)``: concat [x, mean_T, std_T] (3C) → Conv1d 3C→bottleneck
+    → ReLU → BN → Conv1d bottleneck→C → masked softmax over T → attentive mean and std
+    (variance clamped at 1e-4).  ``attn_dropout`` drops attention weights after the softmax
+    (UniPool/L-TDNN); ``score_dropout`` removes a random fraction of frames from the softmax while
+    training (LAP's "score dropout"); ``tanh`` adds a Tanh after the BN (TaoRuijie's ECAPA).
+    Fix of the seeds: the context statistics are the masked population std in training *and*
+    eval (UniPool used the unbiased ``torch.std`` at eval).
+    """
+
+    def __init__(self, in_dim: int, bottleneck: int, attn_dropout: float = 0.0, score_dropout: float = 0.0,
+                 tanh: bool = False):
+        super().__init__()
+        self.attention = nn.Sequential(
+            nn.Conv1d(3 * in_dim, bottleneck, 1), nn.ReLU(), nn.BatchNorm1d(bottleneck),
+            nn.Tanh() if tanh else nn.Identity(), nn.Conv1d(bottleneck, in_dim, 1),
+        )
+        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.score_dropout = score_dropout
+        self.out_dim = 2 * in_dim
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = lengths_to_mask(lengths, x.shape[-1])
+        x = mask_time(x, mask)
+        mean, std = masked_mean_std(x, mask)
+        t = x.shape[-1]
+        ctx = torch.cat([x, mean[..., None].expand(-1, -1, t), std[..., None].expand(-1, -1, t)], 1)
+        keep = mask
+        if self.training and self.score_dropout > 0:
+            drop = torch.rand(mask.shape, device=mask.device) < self.score_dropout
+            keep = mask & ~drop
+            keep = torch.where(keep.any(-1, keepdim=True), keep, mask)  # never drop every frame
+        logits = self.attention(ctx).float().masked_fill(~keep[:, None, :], float("-inf"))
+        w = self.attn_dropout(torch.softmax(logits, dim=-1)).to(x.dtype)
+        mu = (w * x).sum(-1)
+        var = (w * x * x).sum(-1) - mu * mu
+        return torch.cat([mu, var.clamp_min(1e-4).sqrt()], dim=-1)
+
+
+class StaticLayers(nn.Module):
+    """Layer choice for the single-layer baselines: the last hidden state, or a SUPERB weighted sum.
+
+    ``(B, L, T, D)`` → ``(B, T, D)``.  With ``layer_sum`` and L > 1 this is ``LayerWeightedSum``
+    (trainable weights); otherwise hidden state ``layer`` (default −1, the last) is taken.
+    """
+
+    def __init__(self, num_layers: int, layer_sum: bool, layer: int = -1, layer_norm: bool = False):
+        super().__init__()
+        self.num_layers, self.layer = num_layers, layer
+        self.sum = LayerWeightedSum(num_layers, layer_norm) if (layer_sum and num_layers > 1) else None
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.sum(hidden) if self.sum is not None else hidden[:, self.layer]
+
+    def layer_weights(self) -> torch.Tensor:
+        if self.sum is not None:
+            return self.sum.layer_weights()
+        w = torch.zeros(self.num_layers)
+        w[self.layer] = 1.0
+        return w

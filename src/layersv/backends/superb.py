@@ -1,49 +1,22 @@
 """SUPERB weighted layer sum + a speaker network (Yang et al., "SUPERB", Interspeech 2021).
 
 The baseline layer aggregation of LAP ("Rethinking Leveraging Pre-Trained Multi-Layer
-Representations for Speaker Verification", Kim et al., Interspeech 2025): a softmax-weighted
-sum over the encoder's hidden states, then a speaker network.  This file provides the
-``astp`` speaker network (frame projection + attentive statistics pooling + linear
-embedding); other speaker networks plug in through ``SPEAKER_NETWORKS``.
+Representations for Speaker Verification", Kim et al., Interspeech 2025): a softmax-weighted sum
+over the encoder's hidden states ``(batch, layers, frames, dim)``, then one of
+``SPEAKER_NETWORKS`` (astp, ecapa-tdnn, x-vector, mhfa).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
-from .layers import AttentiveStatsPool, LayerWeightedSum
+from .astp import ASTPNetwork
+from .speaker_networks import SPEAKER_NETWORKS, AggregatedBackend
 
-
-class ASTPNetwork(nn.Module):
-    """Frame projection → attentive statistics pooling → embedding.
-
-    Input ``(B, T, D)`` frames with ``lengths (B,)``; output ``(B, embedding_dim)``.
-    ``hidden_dim`` = 0 pools the input features directly (WeSpeaker's ASTP projection head).
-    """
-
-    def __init__(self, in_dim: int, embedding_dim: int = 192, hidden_dim: int = 256, bottleneck: int = 128):
-        super().__init__()
-        if hidden_dim > 0:
-            self.frame = nn.Sequential(nn.Conv1d(in_dim, hidden_dim, 1), nn.ReLU(), nn.BatchNorm1d(hidden_dim))
-            pooled = hidden_dim
-        else:
-            self.frame = nn.Identity()
-            pooled = in_dim
-        self.pool = AttentiveStatsPool(pooled, bottleneck)
-        self.bn = nn.BatchNorm1d(2 * pooled)
-        self.proj = nn.Linear(2 * pooled, embedding_dim)
-        self.embedding_dim = embedding_dim
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.frame(x.transpose(1, 2))  # (B, C, T)
-        return self.proj(self.bn(self.pool(x, lengths)))
+__all__ = ["SUPERB", "ASTPNetwork", "SPEAKER_NETWORKS"]
 
 
-SPEAKER_NETWORKS = {"astp": ASTPNetwork}
-
-
-class SUPERB(nn.Module):
+class SUPERB(AggregatedBackend):
     """SUPERB weighted sum over layers + speaker network.
 
     Args:
@@ -51,21 +24,20 @@ class SUPERB(nn.Module):
         in_dim: feature size D.
         speaker_network: key of ``SPEAKER_NETWORKS``.
         embedding_dim: output size E.
-        hidden_dim: frame projection size of the ``astp`` network (0 = none).
+        hidden_dim: frame projection of ``astp`` before pooling (0 = none, as the seed).
+        channels: ECAPA channels (``ecapa-tdnn``).
+        layer_norm: parameter-free layer norm of every hidden state before the sum (s3prl; the
+            seed does not normalise — its recipe sets False).
+        mhfa_heads, mhfa_compression: MHFA sizes (``mhfa``).
     Returns ``(B, E)`` embeddings (not normalised; the model normalises at eval time).
     """
 
     def __init__(self, in_layers: int, in_dim: int, speaker_network: str = "astp", embedding_dim: int = 192,
-                 hidden_dim: int = 256, layer_norm: bool = True):
-        super().__init__()
-        if speaker_network not in SPEAKER_NETWORKS:
-            raise ValueError(f"unknown speaker_network {speaker_network!r}; valid: {', '.join(SPEAKER_NETWORKS)}")
-        self.aggregate = LayerWeightedSum(in_layers, layer_norm=layer_norm)
-        self.network = SPEAKER_NETWORKS[speaker_network](in_dim, embedding_dim=embedding_dim, hidden_dim=hidden_dim)
-        self.embedding_dim = embedding_dim
-
-    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.network(self.aggregate(hidden), lengths)
+                 hidden_dim: int = 0, channels: int = 512, layer_norm: bool = True, mhfa_heads: int = 64,
+                 mhfa_compression: int = 128, dropout: float = 0.1):
+        super().__init__(in_layers, in_dim, "superb", speaker_network, embedding_dim, hidden_dim, channels,
+                         layer_norm, 512, 16, mhfa_heads, mhfa_compression, dropout)
 
     def layer_weights(self) -> torch.Tensor:
-        return self.aggregate.layer_weights()
+        """``(L,)`` softmax layer weights (the value aggregator's with ``mhfa``)."""
+        return self._aggregator().layer_weights()

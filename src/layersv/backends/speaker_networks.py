@@ -1,0 +1,72 @@
+"""Layer aggregation + speaker network composition (LAP paper, Kim et al., Interspeech 2025, §4.4).
+
+A backend = aggregator over the hidden states ``(B, L, T, D)`` → frames ``(B, C, T)`` → speaker
+network → ``(B, E)``.  ``SPEAKER_NETWORKS`` (plain dict, seed names): ``astp`` (LAP's light
+ASTP), ``ecapa-tdnn`` (WeSpeaker-style ECAPA, channels 512), ``x-vector`` (TDNN).  ``mhfa`` is
+special: it needs its own key and value aggregators, so it replaces the whole composition with
+``MHFA`` (mhfa.py).  The seed's initialisation (Xavier for every ≥2-D ``weight``, zero biases) is
+applied to the whole backend.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from .astp import ASTPNetwork
+from .ecapa import ECAPANetwork
+from .layer_attention import make_aggregator
+from .mhfa import MHFA
+from .xvector import XVectorNetwork
+
+SPEAKER_NETWORKS: dict[str, Callable[..., nn.Module]] = {
+    "astp": lambda in_dim, emb, hidden_dim, channels, dropout: ASTPNetwork(in_dim, emb, hidden_dim, dropout),
+    "ecapa-tdnn": lambda in_dim, emb, hidden_dim, channels, dropout: ECAPANetwork(in_dim, emb, channels, "wespeaker"),
+    "x-vector": lambda in_dim, emb, hidden_dim, channels, dropout: XVectorNetwork(in_dim, emb),
+    "mhfa": MHFA,  # handled by AggregatedBackend (two aggregators)
+}
+
+
+def seed_init(module: nn.Module) -> None:
+    """LAP's backend init: Xavier-uniform for ``*weight*`` with ≥ 2 dims, zeros for ``*bias*``."""
+    for name, p in module.named_parameters():
+        if name.endswith("weight") and p.dim() >= 2:
+            nn.init.xavier_uniform_(p)
+        elif name.endswith("bias"):
+            nn.init.zeros_(p)
+
+
+class AggregatedBackend(nn.Module):
+    def __init__(self, in_layers: int, in_dim: int, aggregation: str, speaker_network: str, embedding_dim: int,
+                 hidden_dim: int, channels: int, layer_norm: bool, lap_dim: int, lap_heads: int, mhfa_heads: int,
+                 mhfa_compression: int, dropout: float):
+        super().__init__()
+        if speaker_network not in SPEAKER_NETWORKS:
+            raise ValueError(f"unknown speaker_network {speaker_network!r}; valid: {', '.join(SPEAKER_NETWORKS)}")
+        self.speaker_network = speaker_network
+        if speaker_network == "mhfa":
+            self.mhfa = MHFA(in_layers, in_dim, aggregation, embedding_dim, mhfa_heads, mhfa_compression, layer_norm,
+                             lap_dim, lap_heads, dropout)
+        else:
+            self.aggregate = make_aggregator(aggregation, in_layers, in_dim, layer_norm, lap_dim, lap_heads, dropout)
+            self.network = SPEAKER_NETWORKS[speaker_network](self.aggregate.out_dim, embedding_dim, hidden_dim,
+                                                             channels, dropout)
+        seed_init(self)
+        self.embedding_dim = embedding_dim
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.speaker_network == "mhfa":
+            return self.mhfa(hidden, lengths)
+        return self.network(self.aggregate(hidden), lengths)
+
+    def _aggregator(self) -> nn.Module:
+        return self.mhfa.value_aggregate if self.speaker_network == "mhfa" else self.aggregate
+
+    def layer_attention(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` per-layer weights (static for SUPERB, frame-averaged attention for LAP); with
+        ``mhfa``, those of the value aggregator."""
+        with torch.no_grad():
+            self(hidden, lengths)
+        return self._aggregator().attention_summary(lengths)

@@ -1,0 +1,75 @@
+"""wav2vec 2.0 speaker baselines shipped with the seeds' framework (§1.9).
+
+* ``ExploreWV2`` (Fan et al., "Exploring wav2vec 2.0 on speaker verification and language
+  identification", Interspeech 2021): only the **first transformer layer** is used — hidden state
+  ``layer`` = 1 of ``hidden (batch, layers, frames, dim)`` (state 0 = the CNN/projection output;
+  use ``layer=0`` if the frontend drops state 0) — then masked mean pooling → ``(B, D)``.  No
+  parameters: all learning happens in the (fine-tuned) encoder; the seed also truncated the encoder
+  to one layer (``num_layers 1``), which here is the frontend's ``layers`` setting.
+* ``FinetuneWV2`` (Vaessen & van Leeuwen, "Fine-tuning wav2vec2 for speaker recognition", ICASSP
+  2022): a CLS vector prepended to the sequence after the feature projection, the CLS output is the
+  embedding.  **Difference from the seed**: the seed inserted the CLS inside the wav2vec2 model
+  (before its transformer, which it fine-tuned).  Here the frontend stays a black box, so the
+  backend prepends the CLS to hidden state 0 (projection + positional conv output) and runs its own
+  small transformer (``num_layers`` × ``num_heads``, pre-trained weights are not reused).  The seed's
+  CLS was a constant all-ones vector; ``learned_cls`` (default) makes it a parameter initialised to ones.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .layers import lengths_to_mask, masked_mean_std
+
+
+class ExploreWV2(nn.Module):
+    def __init__(self, in_layers: int, in_dim: int, layer: int = 1):
+        super().__init__()
+        if not -in_layers <= layer < in_layers:
+            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+        self.in_layers, self.layer = in_layers, layer
+        self.embedding_dim = in_dim
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = hidden[:, self.layer].transpose(1, 2)
+        return masked_mean_std(x, lengths_to_mask(lengths, x.shape[-1]))[0]
+
+    def layer_weights(self) -> torch.Tensor:
+        """One-hot on the used hidden state (nothing is learned over layers)."""
+        w = torch.zeros(self.in_layers)
+        w[self.layer] = 1.0
+        return w
+
+
+class FinetuneWV2(nn.Module):
+    def __init__(self, in_layers: int, in_dim: int, layer: int = 0, num_layers: int = 2, num_heads: int = 8,
+                 ffn_dim: int = 1024, dropout: float = 0.1, learned_cls: bool = True):
+        super().__init__()
+        if not -in_layers <= layer < in_layers:
+            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+        if in_dim % num_heads:
+            raise ValueError(f"in_dim {in_dim} is not divisible by num_heads {num_heads}")
+        self.in_layers, self.layer = in_layers, layer
+        cls = torch.ones(in_dim)
+        if learned_cls:
+            self.cls = nn.Parameter(cls)
+        else:
+            self.register_buffer("cls", cls)
+        enc_layer = nn.TransformerEncoderLayer(in_dim, num_heads, ffn_dim, dropout, activation="gelu",
+                                               batch_first=True, norm_first=True)
+        self.transformer = nn.TransformerEncoder(enc_layer, num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(in_dim)
+        self.embedding_dim = in_dim
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = hidden[:, self.layer]  # (B, T, D)
+        x = torch.cat([self.cls.to(x.dtype).expand(x.shape[0], 1, -1), x], 1)
+        pad = ~lengths_to_mask(lengths + 1, x.shape[1])
+        y = self.transformer(x, src_key_padding_mask=pad)
+        return self.norm(y[:, 0])
+
+    def layer_weights(self) -> torch.Tensor:
+        w = torch.zeros(self.in_layers)
+        w[self.layer] = 1.0
+        return w

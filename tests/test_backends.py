@@ -1,0 +1,209 @@
+"""Backends, parametrised over the registry: shapes, normalised eval embeddings through a tiny
+encoder, layer weights/attention, learning on a tiny batch, seed-faithful parameter counts.
+
+(Padded batch == single item and gradients reaching the layer weights: test_backend_contract.py.)
+Small constructor arguments keep this file fast; base sizes are only used for parameter counts.
+"""
+
+import pytest
+import torch
+
+from layersv.backends import BACKENDS, build_backend
+from layersv.backends.superb import SPEAKER_NETWORKS
+from layersv.heads import build_head
+from layersv.utils import count_parameters
+
+SMALL = {
+    "SUPERB": dict(embedding_dim=16),
+    "LAP": dict(embedding_dim=16, lap_dim=16, lap_heads=4),
+    "MHFA": dict(embedding_dim=16, heads=4, compression=8),
+    "UniPool": dict(conv_dim=8, pool_dim=16),
+    "L-TDNN_ECAPA": dict(conv_dim=16, hidden_size=16, n_head=4, pool_dim=16),
+    "L-TDNN_D3Net": dict(conv_dim=16, hidden_size=16, n_head=4, pool_dim=16),
+    "X-vector": dict(embedding_dim=16, channels=16, pool_channels=24),
+    "ECAPA-TDNN": dict(channels=16, embedding_dim=16, cat_dim=24),
+    "SincNet": dict(conv_channels=8, fc_dim=16, fc_layers=2),
+    "ExploreWV2": dict(),
+    "FinetuneWV2": dict(num_layers=1, num_heads=2, ffn_dim=16),
+    "WavLM-RawNetX": dict(embedding_dim=16, raw_channels=16, raw_blocks=1),
+}
+L, D = 3, 16
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors: one intra-op thread is much faster than two on a shared, loaded machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_small_sizes_cover_the_registry():
+    assert set(SMALL) == set(BACKENDS)
+
+
+def run(be, hidden, lengths, hop=40):
+    if getattr(be, "needs_waveform", False):
+        torch.manual_seed(1)
+        wav = torch.randn(hidden.shape[0], hidden.shape[2] * hop)
+        return be(hidden, lengths, wav=wav, wav_lengths=lengths * hop)
+    return be(hidden, lengths)
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_output_shape_and_layer_analysis(name):
+    torch.manual_seed(0)
+    be = build_backend(name, L, D, **SMALL[name])
+    hidden, lengths = torch.randn(4, L, 12, D), torch.tensor([12, 11, 9, 12])
+    assert run(be.train(), hidden, lengths).shape == (4, be.embedding_dim)
+    out = run(be.eval(), hidden, lengths)
+    assert out.shape == (4, be.embedding_dim) and torch.isfinite(out).all()
+    if hasattr(be, "layer_weights"):
+        w = be.layer_weights()
+        assert w.shape == (L,) and (w >= 0).all() and w.sum().item() == pytest.approx(1.0)
+    else:
+        a = be.layer_attention(hidden, lengths)
+        assert a.shape == (4, L) and (a >= 0).all() and torch.allclose(a.sum(-1), torch.ones(4))
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_eval_embeddings_are_l2_normalised(name):
+    from layersv.frontends.ssl import SSLFrontend, load_hf_encoder
+    from layersv.model import SpeakerEncoder
+
+    torch.manual_seed(0)
+    enc, norm = load_hf_encoder("tiny-wavlm")
+    fr = SSLFrontend(enc, do_normalize=norm)
+    args = dict(SMALL[name])
+    if name == "LAP":
+        args["lap_heads"] = 1 if fr.dim % 4 else 4
+    be = build_backend(name, fr.num_layers, fr.dim, **args)
+    model = SpeakerEncoder(fr, be, "ssl", name, args)
+    e = model.embed(torch.randn(2, 8000), lengths=torch.tensor([8000, 5000]))
+    assert e.shape == (2, be.embedding_dim)
+    assert abs(float((e**2).sum(-1).max()) - 1) < 1e-4 and abs(float((e**2).sum(-1).min()) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_a_few_steps_reduce_the_loss(name):
+    torch.manual_seed(0)
+    be = build_backend(name, L, D, **SMALL[name]).train()
+    head = build_head("aam", be.embedding_dim, 4, margin=0.1, scale=10.0)
+    hidden = torch.randn(8, L, 12, D)
+    labels = torch.arange(8) % 4
+    hidden = hidden + 2.0 * labels[:, None, None, None].float().sin()  # class-dependent offset
+    lengths = torch.tensor([12, 10, 12, 9, 12, 11, 12, 10])
+    opt = torch.optim.Adam(list(be.parameters()) + list(head.parameters()), lr=3e-3)
+    losses = []
+    for _ in range(5):
+        loss, _ = head(run(be, hidden, lengths), labels)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0], losses
+
+
+@pytest.mark.parametrize("net", sorted(SPEAKER_NETWORKS))
+@pytest.mark.parametrize("agg", ["SUPERB", "LAP"])
+def test_aggregation_times_speaker_network(agg, net):
+    torch.manual_seed(0)
+    args = dict(speaker_network=net, embedding_dim=12, channels=16, mhfa_heads=4, mhfa_compression=8)
+    if agg == "LAP":
+        args.update(lap_dim=16, lap_heads=4)
+    be = build_backend(agg, L, D, **args).eval()
+    hidden, lengths = torch.randn(2, L, 12, D), torch.tensor([12, 8])
+    out = be(hidden, lengths)
+    assert out.shape == (2, 12)
+    torch.testing.assert_close(out[1:], be(hidden[1:, :, :8], lengths[1:]), rtol=1e-4, atol=1e-4)
+    a = be.layer_attention(hidden, lengths)
+    assert a.shape == (2, L) and torch.allclose(a.sum(-1), torch.ones(2))
+
+
+def test_unknown_speaker_network_and_model_errors_list_names():
+    with pytest.raises(ValueError, match="astp"):
+        build_backend("SUPERB", L, D, speaker_network="tdnn")
+    with pytest.raises(ValueError, match="UniPool"):
+        build_backend("unipool", L, D)
+
+
+# spec §2-§4: parameter counts computed from the seeds' architectures
+SPEC_COUNTS = [
+    ("UniPool", 13, 768, {}, 2.87e6),
+    ("UniPool", 25, 1024, {}, 3.01e6),
+    ("L-TDNN_ECAPA", 13, 768, {}, 5.72e6),
+    ("L-TDNN_ECAPA", 25, 1024, {}, 6.70e6),
+    ("L-TDNN_D3Net", 13, 768, {}, 6.48e6),
+    ("LAP", 25, 1024, {}, 2.31e6),
+    ("SUPERB", 25, 1024, {}, 2.50e6),
+    ("MHFA", 25, 1024, {}, 2.37e6),
+    ("MHFA", 25, 1024, {"aggregation": "lap"}, 5.41e6),
+]
+
+
+@pytest.mark.parametrize("name,layers,dim,args,expected", SPEC_COUNTS)
+def test_parameter_counts_match_the_spec(name, layers, dim, args, expected):
+    n = count_parameters(build_backend(name, layers, dim, **args))
+    assert abs(n - expected) / expected < 0.005, n
+
+
+def test_unipool_layer0_and_double_residual():
+    torch.manual_seed(0)
+    hidden, lengths = torch.randn(2, L, 10, D), torch.tensor([10, 7])
+    single = build_backend("UniPool", L, D, **SMALL["UniPool"]).eval()
+    assert single.layer_attention(hidden, lengths)[:, 0].abs().max() == 0  # layer 0 excluded
+    torch.manual_seed(0)
+    double = build_backend("UniPool", L, D, seed_double_residual=True, **SMALL["UniPool"]).eval()
+    assert not torch.allclose(single(hidden, lengths), double(hidden, lengths))
+    keep0 = build_backend("UniPool", L, D, exclude_layer0=False, **SMALL["UniPool"]).eval()
+    assert keep0.layer_attention(hidden, lengths)[:, 0].min() > 0
+
+
+def test_rawnetx_needs_waveform_and_final_relu_flag():
+    torch.manual_seed(0)
+    hidden, lengths = torch.randn(3, L, 10, D), torch.tensor([10, 10, 10])
+    be = build_backend("WavLM-RawNetX", L, D, **SMALL["WavLM-RawNetX"]).eval()
+    with pytest.raises(ValueError, match="waveform"):
+        be(hidden, lengths)
+    assert (run(be, hidden, lengths) < 0).any()  # fixed: no ReLU before cosine scoring
+    seed = build_backend("WavLM-RawNetX", L, D, seed_final_relu=True, **SMALL["WavLM-RawNetX"]).eval()
+    assert (run(seed, hidden, lengths) >= 0).all()
+
+
+def test_explore_and_finetune_use_one_hidden_state():
+    torch.manual_seed(0)
+    hidden, lengths = torch.randn(2, L, 10, D), torch.tensor([10, 6])
+    ex = build_backend("ExploreWV2", L, D)
+    torch.testing.assert_close(ex(hidden, lengths)[1], hidden[1, 1, :6].mean(0))
+    assert ex.layer_weights().tolist() == [0.0, 1.0, 0.0]
+    ft = build_backend("FinetuneWV2", L, D, **SMALL["FinetuneWV2"]).eval()
+    changed = hidden.clone()
+    changed[:, 1:] += 5.0  # only hidden state 0 feeds the CLS transformer
+    torch.testing.assert_close(ft(hidden, lengths), ft(changed, lengths))
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_model_has_a_valid_recipe(name):
+    from layersv.cli_support import assemble_config, recipe_for_model
+
+    assert recipe_for_model(name) is not None, f"configs/{name}.yaml missing"
+    cfg = assemble_config("", name, None, {})
+    assert cfg.model.model == name
+    from layersv.config import signature_defaults
+
+    assert set(cfg.model.args) <= set(signature_defaults(BACKENDS[name]))
+
+
+def test_waveform_backend_trains_through_the_model(tiny_data, tmp_path):
+    """WavLM-RawNetX gets the waveform from SpeakerEncoder in training and in evaluation."""
+    from layersv.cli_support import assemble_config
+    from layersv.train import fit
+
+    ov = {"backbone_cfg": "tiny-wavlm", "frz_pretrain": "true", "nb_total_step": "2", "nb_steps_eval": "2",
+          "batch_size": "4", "train_max_sec": "1.0", "embedding_dim": "16", "raw_channels": "8",
+          "raw_blocks": "1", "lr": "0.001"}
+    cfg = assemble_config(str(tiny_data), "WavLM-RawNetX", None, ov)
+    assert cfg.head.head == "am" and cfg.model.args["seed_final_relu"] is False
+    fit(cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "model_last.pt").is_file()
