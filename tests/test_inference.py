@@ -99,7 +99,7 @@ def test_verify_without_calibrator_says_so(run, tiny_data, tmp_path, capsys):
 def test_embed_file_long_files_and_embed_cli(run, tiny_data, tmp_path):
     model = layersv.load_model(run)
     wav = np.random.default_rng(0).standard_normal(40000).astype(np.float32) * 0.1  # 2.5 s
-    sf.write(tmp_path / "long.wav", wav, 16000)
+    sf.write(tmp_path / "long.wav", wav, 16000, subtype="FLOAT")  # exact samples, no 16-bit rounding
     # short enough: the whole file, as model.embed does
     np.testing.assert_allclose(model.embed_file(tmp_path / "long.wav"), model.embed(wav), atol=1e-5)
     # long: 1 s windows, hop 0.8 s, last aligned to the end; mean of unit embeddings
