@@ -39,9 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
-    from . import cli_frontends
+    from . import cli_analysis, cli_frontends
 
     cli_frontends.add_parsers(sub)
+    cli_analysis.add_parsers(sub)
     return p
 
 
@@ -120,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
-        from . import cli_frontends
+        from . import cli_analysis, cli_frontends
 
-        r = cli_frontends.run(a)
-        if r is not None:
-            return r
+        for mod in (cli_frontends, cli_analysis):
+            r = mod.run(a)
+            if r is not None:
+                return r
     except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
         return 2

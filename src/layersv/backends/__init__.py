@@ -11,10 +11,12 @@ from typing import Any
 
 import torch.nn as nn
 
+from .stats import Stats
 from .superb import SUPERB
 
 BACKENDS: dict[str, type[nn.Module]] = {
     "SUPERB": SUPERB,
+    "Stats": Stats,
 }
 
 
