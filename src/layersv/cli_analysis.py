@@ -21,6 +21,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-lda", action="store_true", help="PCA whitening only, even with several utts per speaker")
     p.add_argument("--batch_sec", type=float, default=60.0, help="audio seconds per encoder batch")
     p.add_argument("--max_sec", type=float, default=0.0, help="use the first seconds of each utterance (0 = all)")
+    p.add_argument("--no-cache", action="store_true", help="ignore an existing `layersv cache` of this encoder")
+    p.add_argument("--cache_dir", default="", help="where `layersv cache` wrote it (default <data>/.layersv_cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
 
@@ -39,7 +41,8 @@ def run(a) -> int | None:
 
         out = a.out or str(Path(a.data) / f"probe-{Path(a.backbone_cfg.rstrip('/')).name}")
         r = probe_dataset(a.data, a.backbone_cfg, out, a.frontend, _int_list(a.layers, "--layers") or None,
-                          a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, a.device, not a.no_progress)
+                          a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, not a.no_cache, a.cache_dir, a.device,
+                          not a.no_progress)
         from .probe import probe_markdown
 
         print(probe_markdown(r))

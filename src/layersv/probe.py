@@ -9,6 +9,8 @@ EER (%) and minDCF per layer (:mod:`layersv.metrics`).  The best layer is chosen
 
 The encoder runs once per utterance for all layers at once, in length-bucketed batches; only the
 ``(layers, 2 · dim)`` statistics of each utterance are kept (never frame-level features).
+When a feature cache of this frontend (``layersv cache``) exists, the statistics of the
+utterances it holds are computed from it instead of running the encoder again.
 Outputs ``probe.json``, ``probe.md`` and ``probe.png`` (EER against layer index).
 """
 
@@ -84,6 +86,55 @@ def layer_statistics(frontend, ds: DatasetFolder, keys: list[str], infos: dict, 
         bar.update(float(b.lengths.sum()) / frontend.sample_rate)
     bar.close()
     return keys, out
+
+
+def existing_cache(frontend, frontend_name: str, ds: DatasetFolder, root: str | Path = "", dtype: str = "float16"):
+    """The feature cache ``layersv cache`` (or ``fit`` with ``cache: true``) built for this frontend and dataset,
+    opened read-only, or None.  The directory key is computed as in
+    :meth:`layersv.frontends.cache.FeatureCache.open_or_build`; shards are never rebuilt here."""
+    import hashlib
+
+    from .frontends.cache import FORMAT, FeatureCache, weights_hash
+
+    header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
+              "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
+              "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
+              "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = Path(root or Path(ds.root) / ".layersv_cache") / f"{frontend_name}-{digest}"
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = json.dumps(manifest.get("header"), sort_keys=True, default=str) == json.dumps(header, sort_keys=True,
+                                                                                          default=str)
+    return FeatureCache(path, manifest) if same else None
+
+
+def statistics(frontend, frontend_name: str, ds: DatasetFolder, keys: list[str], infos: dict, use_cache: bool = True,
+               cache_dir: str = "", batch_sec: float = 60.0, max_sec: float = 0.0, device: str = "cpu",
+               progress: bool = True) -> tuple[list[str], np.ndarray]:
+    """Per-layer statistics ``(sorted keys, (N, L, 2D))``: read from an existing feature cache for the keys it
+    holds (unchanged audio, and only when ``max_sec`` is 0: the cache holds full utterances), the rest
+    computed by :func:`layer_statistics`."""
+    from .backends.stats import utterance_stats
+    from .frontends.cache import audio_stamp
+
+    keys = sorted(set(keys))
+    cache = existing_cache(frontend, frontend_name, ds, cache_dir) if use_cache and not max_sec else None
+    have: dict[str, np.ndarray] = {}
+    if cache is not None:
+        stamps = {k: a for sh in cache.manifest["shards"].values() for k, a in zip(sh["keys"], sh["audio"])}
+        for k in tqdm([k for k in keys if k in cache], desc="statistics (cache)", disable=not progress, leave=False):
+            if stamps.get(k) == audio_stamp(ds.abspath(k)):
+                h = torch.from_numpy(cache.get(k))[None]  # (1, L, T, D)
+                have[k] = utterance_stats(h, torch.tensor([h.shape[2]]))[0].numpy()
+        _log.info(f"statistics: {len(have)} of {len(keys)} utterances from the feature cache {cache.path}")
+    rest = [k for k in keys if k not in have]
+    if rest:
+        rk, rs = layer_statistics(frontend, ds, rest, infos, batch_sec, max_sec, device, progress)
+        have.update(zip(rk, rs))
+    return keys, np.stack([have[k] for k in keys]).astype(np.float32)
 
 
 def cosine_trials(vectors: np.ndarray, index: dict[str, int], trials: Trials) -> np.ndarray:
@@ -167,7 +218,8 @@ def plot_probe(res: dict, path: Path) -> None:
 
 def probe_dataset(data_dir: str, backbone_cfg: str, out_dir: str | Path, frontend: str = "auto",
                   layers: list[int] | None = None, pca_dim: int = 0, lda: bool = True, batch_sec: float = 60.0,
-                  max_sec: float = 0.0, device: str = "cpu", progress: bool = True) -> dict:
+                  max_sec: float = 0.0, use_cache: bool = True, cache_dir: str = "", device: str = "cpu",
+                  progress: bool = True) -> dict:
     """``layersv probe``: per-layer EER / minDCF of a frozen encoder; writes probe.json / .md / .png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +232,7 @@ def probe_dataset(data_dir: str, backbone_cfg: str, out_dir: str | Path, fronten
     fr = frozen_frontend(frontend, backbone_cfg, layers, device)
     trials = {s: ds.trials(s) for s in splits}
     keys = [p for p, _ in ds.train] + [k for t in trials.values() for k in t.utterances]
-    keys, stats = layer_statistics(fr, ds, keys, infos, batch_sec, max_sec, device, progress)
+    keys, stats = statistics(fr, frontend, ds, keys, infos, use_cache, cache_dir, batch_sec, max_sec, device, progress)
     index = {k: i for i, k in enumerate(keys)}
     rows = score_layers(stats, index, ds.train, trials, pca_dim, lda)
     layer_ids = list(getattr(fr, "layer_ids", range(stats.shape[1])))

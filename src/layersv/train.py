@@ -178,6 +178,10 @@ def _init_from(model: SpeakerEncoder, head, path: str, log) -> None:
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
     """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
+    if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
+        from .stats_train import fit_stats
+
+        return fit_stats(cfg, run_dir or new_run_dir(None), progress, command)
     run_dir = Path(run_dir) if run_dir else new_run_dir(None)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scores").mkdir(exist_ok=True)

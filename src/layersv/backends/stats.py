@@ -64,9 +64,12 @@ class Stats(nn.Module):
         """``(B, L·2D)`` concatenated per-layer statistics (the input of the transform)."""
         return utterance_stats(hidden, lengths).flatten(1)
 
+    def project(self, stats: torch.Tensor) -> torch.Tensor:
+        """``(B, L·2D)`` statistics → ``(B, E)`` unit-norm whitened embeddings."""
+        return F.normalize((stats.float() - self.mean) @ self.transform, dim=-1)
+
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = self.statistics(hidden, lengths)
-        return F.normalize((x - self.mean) @ self.transform, dim=-1)
+        return self.project(self.statistics(hidden, lengths))
 
     def fit_whitening(self, stats: np.ndarray, speakers: list[str]) -> str:
         """Fit the transform on training statistics ``(N, L·2D)`` (from :meth:`statistics`); returns its kind."""
