@@ -168,8 +168,8 @@ def score_layers(stats: np.ndarray, index: dict[str, int], train_rows: list[tupl
 
 
 def best_layers(rows: list[dict], k: int = 1, split: str = "valid") -> list[int]:
-    """Row indices of the ``k`` layers with the lowest ``split`` EER (ties: lower index)."""
-    return sorted(range(len(rows)), key=lambda i: (rows[i][split]["eer"], i))[:k]
+    """Row indices of the ``k`` layers with the lowest ``split`` EER (ties: lower minDCF(0.01), then index)."""
+    return sorted(range(len(rows)), key=lambda i: (rows[i][split]["eer"], rows[i][split]["min_dcf_0.01"], i))[:k]
 
 
 def probe_markdown(res: dict) -> str:
@@ -178,7 +178,7 @@ def probe_markdown(res: dict) -> str:
     lines = [f"# Layer probe: {res['backbone']} on {res['dataset']}", "",
              f"Statistics: masked mean + std per hidden state; {res['rows'][0]['whitening']} fitted on "
              f"{res['train_utterances']} training utterances of {res['train_speakers']} speakers; cosine scoring. "
-             "Best layer chosen on validation trials (marked *).", "",
+             "Best layer chosen on validation trials (lowest EER, ties broken by minDCF; marked *).", "",
              head + " |", "|---|" + "---|" * (3 * len(splits))]
     for r in res["rows"]:
         mark = "*" if r["layer"] == res["best_layer"] else ""
