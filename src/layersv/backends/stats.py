@@ -53,11 +53,11 @@ class Stats(nn.Module):
         super().__init__()
         self.in_features = 2 * in_layers * in_dim
         self.pca_dim, self.lda, self.lda_dim = pca_dim, lda, lda_dim
-        e = embedding_dim or self.in_features
         self.register_buffer("mean", torch.zeros(self.in_features))
-        self.register_buffer("transform", torch.eye(self.in_features, e) if not embedding_dim
-                             else torch.zeros(self.in_features, e))
-        self.embedding_dim = e
+        # not fitted: an empty transform stands for the identity (no F x F matrix is allocated)
+        self.register_buffer("transform", torch.zeros(self.in_features, embedding_dim) if embedding_dim
+                             else torch.zeros(0))
+        self.embedding_dim = embedding_dim or self.in_features
         self.kind = "identity"
 
     def statistics(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -66,7 +66,8 @@ class Stats(nn.Module):
 
     def project(self, stats: torch.Tensor) -> torch.Tensor:
         """``(B, L·2D)`` statistics → ``(B, E)`` unit-norm whitened embeddings."""
-        return F.normalize((stats.float() - self.mean) @ self.transform, dim=-1)
+        x = stats.float() - self.mean
+        return F.normalize(x @ self.transform if self.transform.numel() else x, dim=-1)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.project(self.statistics(hidden, lengths))
