@@ -87,7 +87,7 @@ def test_stats_run_folder(stats_run):
     assert sel["layers"] == [1, 2] and sel["mode"] == "given"
 
 
-def test_stats_embeddings_normalised_and_match_fitted_statistics(stats_run, tiny_data):
+def test_stats_embeddings_normalised_and_eval_reproduces_report(stats_run, tiny_data):
     from layersv.data.audio import load_audio
     from layersv.model import load_model
 

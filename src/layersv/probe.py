@@ -44,12 +44,19 @@ def guess_frontend(backbone_cfg: str) -> str:
     return "whisper" if "whisper" in backbone_cfg.lower() else "ssl"
 
 
-def frozen_frontend(frontend: str, backbone_cfg: str, layers: list[int] | None = None, device: str = "cpu"):
-    """A frozen frontend (eval mode, no gradients) keeping the hidden states ``layers`` (None = all)."""
+def frozen_frontend(frontend: str, backbone_cfg: str, layers: list[int] | None = None, device: str = "cpu",
+                    base=None):
+    """A frozen frontend (eval mode, no gradients) keeping the hidden states ``layers`` (None = all).
+
+    ``base``: a :class:`layersv.config.FrontendConfig` whose other fields (keep_layer0, pad_30s, ...) to keep.
+    """
+    import dataclasses
+
     from .config import FrontendConfig
     from .frontends import build_frontend
 
-    cfg = FrontendConfig(frontend=frontend, backbone_cfg=backbone_cfg, layers=list(layers or []), frz_pretrain=True)
+    cfg = dataclasses.replace(base or FrontendConfig(), frontend=frontend, backbone_cfg=backbone_cfg,
+                              layers=list(layers or []), frz_pretrain=True)
     fr = build_frontend(cfg).to(device)
     for p in fr.parameters():
         p.requires_grad_(False)

@@ -14,6 +14,8 @@
    model from waveforms, as ``layersv eval`` does).
 
 Training utterances and evaluation utterances are cut to ``data.eval_max_sec`` when it is > 0.
+When the statistics come from an fp16 feature cache, the transform is fitted on statistics of
+fp16-rounded hidden states while the saved model computes them in float32 (relative error ~1e-3).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     valid = ds.trials("valid")
     log.info(f"dataset {ds.name}: {len(train_rows)} training utterances, {len({s for _, s in train_rows})} speakers")
     fc = cfg.frontend
-    fr = frozen_frontend(fc.frontend, fc.backbone_cfg, spec or None, cfg.device)
+    fr = frozen_frontend(fc.frontend, fc.backbone_cfg, spec or None, cfg.device, base=fc)
     keys = [p for p, _ in train_rows] + valid.utterances
     keys, stats = statistics(fr, fc.frontend, ds, keys, infos, True, fc.cache_dir, cfg.data.eval_batch_sec,
                              cfg.data.eval_max_sec, cfg.device, progress)
@@ -117,7 +119,7 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
                          steps=[{"layers": [ids[c] for c in s["columns"]], "valid_eer": s["valid_eer"],
                                 "kept": s["kept"]} for s in steps])
         stats, ids = stats[:, cols], [ids[c] for c in cols]
-        fr = frozen_frontend(fc.frontend, fc.backbone_cfg, ids, cfg.device)  # only the chosen states
+        fr = frozen_frontend(fc.frontend, fc.backbone_cfg, ids, cfg.device, base=fc)  # only the chosen states
     selection["layers"] = ids
     log.info(f"Stats backend on hidden states {ids}")
     backend = Stats(len(ids), fr.dim, **{k: v for k, v in cfg.model.args.items() if k != "embedding_dim"})
