@@ -247,6 +247,10 @@ def _check_batch(cfg: Config) -> None:
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
     """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
+    if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
+        from .stats_train import fit_stats
+
+        return fit_stats(cfg, run_dir or new_run_dir(None), progress, command)
     device = dist.setup(cfg.device)
     main = dist.is_main()
     run_dir = Path(dist.broadcast_object(str(run_dir or new_run_dir(None))))

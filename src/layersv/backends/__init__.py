@@ -22,6 +22,7 @@ from .lap import LAP
 from .ltdnn import LTDNN_D3Net, LTDNN_ECAPA
 from .mhfa import MHFA
 from .sincnet import SincNet
+from .stats import Stats
 from .superb import SUPERB
 from .unipool import UniPool
 from .wav2vec2_baselines import ExploreWV2, FinetuneWV2
@@ -40,6 +41,7 @@ BACKENDS: dict[str, type[nn.Module]] = {
     "ExploreWV2": ExploreWV2,
     "FinetuneWV2": FinetuneWV2,
     "WavLM-RawNetX": WavLMRawNetX,
+    "Stats": Stats,
 }
 
 
