@@ -24,7 +24,7 @@ def quickstart(out: str | Path | None = None, fast: bool = False, seed: int = 0,
     generate_corpus(data_dir, seed=seed, progress=progress)
     ov = {"description": "quickstart" + (" --fast" if fast else ""), "seed": str(seed), "device": device}
     if fast:
-        ov.update({"nb_total_step": "150", "nb_steps_eval": "50", "batch_size": "24", "train_max_sec": "1.5"})
+        ov.update({"nb_total_step": "120", "nb_steps_eval": "60", "batch_size": "24"})
     ov.update(overrides or {})
     cfg = assemble_config(str(data_dir), "SUPERB", "quickstart", ov, use_recipe=False)
     run_dir = out / "run"
