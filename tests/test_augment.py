@@ -9,7 +9,7 @@ import soundfile as sf
 from layersv.data.audio import AudioInfo
 from layersv.data.augment import Augmenter, NoiseSegment, mix_at_snr, power, read_musan_list, reverberate
 from layersv.data.corpora import prepare_musan
-from layersv.data.dataset import StreamSampler, TrainCrops
+from layersv.data.dataset import TrainCrops
 from layersv.data.folder import DatasetError
 
 SR = 16000
@@ -78,9 +78,3 @@ def test_speed_perturb_new_classes_and_augment_hook(tmp_path):
     assert plain.num_classes == 2 and all(plain[k][1] in (0, 1) for k in range(10))
 
 
-def test_stream_sampler_ranks():
-    shares = [list(StreamSampler(64, 96, rank=r, world_size=4)) for r in range(4)]
-    assert sorted(sum(shares, [])) == list(range(64, 96))
-    assert all(len(s) == 8 for s in shares) and len(StreamSampler(64, 96, 1, 4)) == 8
-    with pytest.raises(ValueError, match="rank"):
-        StreamSampler(0, 8, rank=2, world_size=2)

@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 
 # 1. prepare: a dataset folder (data.yaml, train.csv, valid/test_trials.csv, cohort.csv)
 if [ ! -f "$DATA/data.yaml" ]; then
-  if [ -n "${CORPUS:-}" ]; then  # root/<speaker>/**/*.wav|flac (`layersv prepare folder`, corpora branch)
+  if [ -n "${CORPUS:-}" ]; then  # root/<speaker>/**/*.wav|flac (`layersv prepare folder`)
     layersv prepare folder "$CORPUS" "$DATA"
   else
     python "$HERE/make_librispeech251.py" "$SHARED/data/librispeech-train251" "$DATA" \
@@ -37,9 +37,9 @@ layersv train "$DATA" SUPERB --frontend "$FRONTEND" --backbone_cfg "$ENC" --frz_
   --nb_total_step 300 --nb_steps_eval 100 --batch_size 32 --mean_sub_utts 40 --out "$OUT/superb"
 
 # 6. evaluation (test trials; both runs already wrote report.json at the end of training).
-#    AS-norm + calibration stages come with the scoring branch: add --score_normalize --score_calibrate there.
+#    AS-norm + QMF calibration stages: --score_normalize --score_calibrate.
 EVAL_FLAGS=""
-if layersv eval --help 2>/dev/null | grep -q -- --score_normalize; then EVAL_FLAGS="--score_normalize --score_calibrate"; fi
+EVAL_FLAGS="--score_normalize --score_calibrate"
 for r in stats superb; do layersv eval "$OUT/$r" $EVAL_FLAGS; done
 
 # 7. which layers did the trained backend learn to use

@@ -62,7 +62,7 @@ def cmd_quickstart(a) -> int:
 
 def cmd_train(a, rest: list[str]) -> int:
     from .cli_support import assemble_config, registries
-    from .config import load_config, parse_override_args, save_config, to_dict
+    from .config import load_config, parse_override_args, to_dict
     from .train import fit, new_run_dir
 
     command = "layersv " + shlex.join(sys.argv[1:])

@@ -28,12 +28,12 @@ class Embeddings:
     def save(self, path) -> None:
         import io
 
-        from .utils import _atomic_write_bytes
+        from .utils import atomic_write_bytes
 
         buf = io.BytesIO()
         np.savez(buf, keys=np.asarray(self.keys), matrix=self.matrix,
                  raw_norms=self.raw_norms if self.raw_norms is not None else np.zeros(0))
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path) -> "Embeddings":

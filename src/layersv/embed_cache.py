@@ -27,7 +27,7 @@ from .data.audio import AudioInfo, load_audio
 from .data.dataset import ListSampler, collate, length_buckets
 from .data.folder import DatasetFolder
 from .embed import Embeddings, extract_embeddings
-from .utils import _atomic_write_bytes
+from .utils import atomic_write_bytes
 
 
 def crop_starts(duration_s: float, n_crops: int, crop_sec: float) -> list[float]:
@@ -120,5 +120,5 @@ def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetF
         buf = io.BytesIO()
         np.savez(buf, keys=np.asarray(emb.keys), matrix=emb.matrix, raw_norms=emb.raw_norms,
                  fingerprint=np.asarray(fp))
-        _atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, buf.getvalue())
     return emb

@@ -111,7 +111,7 @@ def embed_files(run: str | Path, items: list[str], out: str | Path, device: str 
     from tqdm.auto import tqdm
 
     from .model import load_model
-    from .utils import _atomic_write_bytes
+    from .utils import atomic_write_bytes
 
     paths = expand_inputs(items)
     problems = []
@@ -130,7 +130,7 @@ def embed_files(run: str | Path, items: list[str], out: str | Path, device: str 
     np.savez(buf, keys=np.asarray(paths), matrix=np.stack([r.embedding for r in res]),
              raw_norms=np.array([r.raw_norm for r in res]), durations=np.array([r.duration for r in res]))
     out = Path(out)
-    _atomic_write_bytes(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
     return out
 
 

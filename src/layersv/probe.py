@@ -99,16 +99,9 @@ def existing_cache(frontend, frontend_name: str, ds: DatasetFolder, root: str | 
     """The feature cache ``layersv cache`` (or ``fit`` with ``cache: true``) built for this frontend and dataset,
     opened read-only, or None.  The directory key is computed as in
     :meth:`layersv.frontends.cache.FeatureCache.open_or_build`; shards are never rebuilt here."""
-    import hashlib
+    from .frontends.cache import FeatureCache, cache_location
 
-    from .frontends.cache import FORMAT, FeatureCache, weights_hash
-
-    header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
-              "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
-              "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
-              "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
-    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    path = Path(root or Path(ds.root) / ".layersv_cache") / f"{frontend_name}-{digest}"
+    path, header = cache_location(frontend, frontend_name, ds, root or Path(ds.root) / ".layersv_cache", dtype)
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError):

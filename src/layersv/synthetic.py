@@ -36,7 +36,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,8 @@ import soundfile as sf
 from scipy.fft import next_fast_len
 from scipy.signal import lfilter, sosfilt
 from scipy.signal.windows import tukey
+
+from .utils import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "SpeakerParams",
@@ -562,17 +563,10 @@ _OUR_FILES = (
 )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def _atomic_write_wav(path: Path, wav: np.ndarray, sr: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), wav, sr, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    sf.write(buf, wav, sr, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _csv_text(header: list[str], rows: list[list]) -> str:
@@ -798,7 +792,7 @@ def generate_corpus(
                 )
             _clean(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(out / _MARKER, marker_text)
+    atomic_write_text(out / _MARKER, marker_text)
 
     # ---- speakers and splits -------------------------------------------------------
     speakers = make_speakers(num_speakers, seed)
@@ -838,20 +832,20 @@ def generate_corpus(
     # ---- tables ------------------------------------------------------------------------
     header = ["path", "speaker", "duration_s", "gender"]
     for s in _SPLITS:
-        _atomic_write_text(out / f"{s}.csv", _csv_text(header, rows[s]))
+        atomic_write_text(out / f"{s}.csv", _csv_text(header, rows[s]))
     for k, s in ((1, "valid"), (2, "test")):
         trials = _make_trials([r[0] for r in rows[s]], [r[1] for r in rows[s]], np.random.default_rng([int(seed), 3, k]))
-        _atomic_write_text(out / f"{s}_trials.csv", _csv_text(["LABEL", "SAMPLE1", "SAMPLE2"], [list(t) for t in trials]))
+        atomic_write_text(out / f"{s}_trials.csv", _csv_text(["LABEL", "SAMPLE1", "SAMPLE2"], [list(t) for t in trials]))
     spk_rows = [
         [sp.speaker, split_of[sp.speaker], sp.f0_hz, sp.formant_scale, sp.tilt_db_oct, sp.rate, sp.breathiness, sp.gender]
         for sp in speakers
     ]
-    _atomic_write_text(
+    atomic_write_text(
         out / "speakers.csv",
         _csv_text(["speaker", "split", "f0_hz", "formant_scale", "tilt_db_oct", "rate", "breathiness", "gender"], spk_rows),
     )
     # data.yaml last: its presence marks a complete folder
-    _atomic_write_text(out / "data.yaml", _data_yaml(gen, splits, len(jobs)))
+    atomic_write_text(out / "data.yaml", _data_yaml(gen, splits, len(jobs)))
     try:
         (out / _MARKER).unlink()
     except OSError:

@@ -103,25 +103,6 @@ class TrainCrops(Dataset):
         return wav, label, key
 
 
-class StreamSampler(Sampler):
-    """Yields stream indices ``start … stop − 1``; under DDP, rank ``r`` of ``w`` takes every ``w``-th.
-
-    The stream is already epoch-seeded (``TrainCrops.utterance_of``), so the ranks' shares are disjoint,
-    together cover the global batch ``s·B … (s+1)·B − 1`` and do not depend on the number of workers.
-    """
-
-    def __init__(self, start: int, stop: int, rank: int = 0, world_size: int = 1):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.start, self.stop, self.rank, self.world_size = start, stop, rank, world_size
-
-    def __iter__(self):
-        return iter(range(self.start + self.rank, self.stop, self.world_size))
-
-    def __len__(self) -> int:
-        return len(range(self.start + self.rank, self.stop, self.world_size))
-
-
 class Utterances(Dataset):
     """Full utterances for embedding extraction (optionally the first ``max_s`` seconds)."""
 

@@ -55,6 +55,16 @@ def audio_stamp(path: Path) -> list[int]:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
+def cache_location(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str) -> tuple[Path, dict]:
+    """The cache folder and its key (``header``): encoder, weights hash, layers, dtype, rate, dataset."""
+    header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
+              "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
+              "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
+              "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
+    digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(root) / f"{frontend_name}-{digest}", header
+
+
 class FeatureCache:
     """Read access to a complete cache: ``get(key, start, stop) -> (L, stop - start, D)`` float32 array."""
 
@@ -95,12 +105,7 @@ class FeatureCache:
             raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
         if not is_frozen(frontend):
             raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
-        header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
-                  "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
-                  "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
-                  "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
-        digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        path = Path(root) / f"{frontend_name}-{digest}"
+        path, header = cache_location(frontend, frontend_name, ds, root, dtype)
         path.mkdir(parents=True, exist_ok=True)
         keys = sorted(set(keys))
         plan = {f"{i:05d}": keys[j : j + shard_utts] for i, j in enumerate(range(0, len(keys), shard_utts))}

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..data.folder import Trials
 from ..embed import Embeddings
-from ..utils import _atomic_write_bytes, atomic_write_text
+from ..utils import atomic_write_bytes, atomic_write_text
 from .asnorm import asnorm_scores
 from .calibration import QMFCalibrator, qmf_features, side_quality
 from .cosine import cosine_scores
@@ -85,7 +85,7 @@ class ScoringPipeline:
         buf = io.BytesIO()
         np.savez(buf, mean=self.mean if self.mean is not None else np.zeros(0, np.float32),
                  cohort=self.cohort if self.cohort is not None else np.zeros((0, 0), np.float32))
-        _atomic_write_bytes(run_dir / STATE_FILE, buf.getvalue())
+        atomic_write_bytes(run_dir / STATE_FILE, buf.getvalue())
         d = {"final_stage": self.final_stage, "norm_stage": self.norm_stage, "asnorm_topk": self.top_k,
              "cohort_size": 0 if self.cohort is None else int(self.cohort.shape[0]),
              "calibrator": self.calibrator.to_dict() if self.calibrator is not None else None,
