@@ -38,7 +38,6 @@ layersv train "$DATA" SUPERB --frontend "$FRONTEND" --backbone_cfg "$ENC" --frz_
 
 # 6. evaluation (test trials; both runs already wrote report.json at the end of training).
 #    AS-norm + QMF calibration stages: --score_normalize --score_calibrate.
-EVAL_FLAGS=""
 EVAL_FLAGS="--score_normalize --score_calibrate"
 for r in stats superb; do layersv eval "$OUT/$r" $EVAL_FLAGS; done
 
