@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--score_normalize", action="store_true", help="add the AS-norm stage")
     e.add_argument("--score_calibrate", action="store_true", help="add the QMF calibration stage (LLRs)")
+    e.add_argument("--score_plda", action="store_true", help="add a two-covariance PLDA stage (needs several "
+                   "recordings per training speaker)")
     e.add_argument("--n_crops", type=int, default=None, help="mean of N fixed crops instead of full utterances")
     e.add_argument("--crop_sec", type=float, default=None, help="crop length in seconds (with --n_crops)")
     e.add_argument("--cohort", default=None, help="AS-norm cohort: auto | train | cohort_csv")
@@ -95,7 +97,7 @@ def cmd_eval(a) -> int:
 
     ov = {k: getattr(a, k) for k in ("n_crops", "crop_sec", "cohort", "cohort_size", "asnorm_topk")
           if getattr(a, k) is not None}
-    ov.update({k: True for k in ("score_normalize", "score_calibrate") if getattr(a, k)})
+    ov.update({k: True for k in ("score_normalize", "score_calibrate", "score_plda") if getattr(a, k)})
     r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress, overrides=ov)
     for st, m in r["stages"].items():
         cal = f"  Cllr {m['cllr']:.4f}  actDCF(0.01) {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""

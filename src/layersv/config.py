@@ -134,6 +134,10 @@ class EvalConfig:
     n_crops: int = 0  # 0 = full utterances; N = mean of N evenly spaced crops (ECAPA-style)
     crop_sec: float = 3.0  # crop length (s) when n_crops > 0
     embedding_cache: bool = True  # cache embeddings in run_dir/embeddings/<set>.npz
+    score_plda: bool = False  # add a two-covariance PLDA stage fitted on training embeddings
+    plda_dim: int = 0  # LDA size before PLDA (0 = min(embedding size, speakers - 1))
+    plda_speakers: int = 2000  # max training speakers used to fit PLDA
+    plda_utts_per_speaker: int = 10
 
 
 @dataclass

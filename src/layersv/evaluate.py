@@ -7,11 +7,13 @@ Stages (each a column of the report):
   "naive" evaluation);
 * ``asnorm`` (``eval.score_normalize``): adaptive s-norm of ``mean_sub`` with a top-k cohort
   (:mod:`layersv.scoring.asnorm`);
+* ``plda`` (``eval.score_plda``): two-covariance PLDA LLR, fitted on training embeddings of
+  speakers with several recordings (:mod:`layersv.scoring.plda`);
 * ``qmf`` (``eval.score_calibrate``): QMF logistic-regression calibration of the last
   normalised stage, fitted on the **validation** trials of the training dataset and applied
   to the test trials → LLRs (:mod:`layersv.scoring.calibration`).
 
-The fitted state (mean, cohort, calibrator, thresholds) is stored in the run folder
+The fitted state (mean, cohort, PLDA, calibrator, thresholds) is stored in the run folder
 (``scoring.npz``, ``calibration.json``) for ``layersv verify``.
 """
 
@@ -96,6 +98,26 @@ def cohort_rows(ds: DatasetFolder, train_rows, cfg: Config) -> tuple[str, list[t
     return ("cohort.csv" if use_csv else "train"), out
 
 
+def fit_plda(embedder: _Embedder, cfg: Config, ds: DatasetFolder, train_rows, infos):
+    """Two-covariance PLDA on training embeddings: up to ``plda_speakers`` × ``plda_utts_per_speaker``."""
+    from .scoring.plda import PLDA
+
+    e = cfg.eval
+    by_spk: dict[str, list[str]] = {}
+    for p, s in sorted(set(train_rows)):
+        by_spk.setdefault(s, []).append(p)
+    spk = [s for s in sorted(by_spk) if len(by_spk[s]) >= 2]
+    spk = _subsample(spk, e.plda_speakers, cfg.seed + 2)
+    rows = [(p, s) for s in spk for p in _subsample(by_spk[s], e.plda_utts_per_speaker, cfg.seed)]
+    if len(spk) < 2:
+        raise ValueError(f"{ds.root}: PLDA needs training speakers with two or more recordings each "
+                         f"({len(spk)} found); drop --score_plda")
+    emb, _ = embedder("plda_train", ds, [p for p, _ in rows], infos)
+    spk_of = dict(rows)
+    dim = e.plda_dim or min(emb.matrix.shape[1], len(spk) - 1)
+    return PLDA.fit(emb.matrix, [spk_of[k] for k in emb.keys], dim=dim)
+
+
 def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, train_rows, log) -> tuple:
     """Fit the scoring state on training/validation data → (pipeline, validation stage scores or None)."""
     e = cfg.eval
@@ -110,6 +132,9 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
         pipe.cohort = prepare_cohort(c_emb.matrix, [spk_of[k] for k in c_emb.keys], pipe.mean)
         extra["cohort_source"] = src
         log.info(f"AS-norm cohort: {pipe.cohort.shape[0]} speakers from {src}, top-k {e.asnorm_topk}")
+    if e.score_plda:
+        pipe.plda = fit_plda(embedder, cfg, ds, train_rows, infos)
+        log.info(f"PLDA fitted: {pipe.plda.proj.shape[1]} dimensions")
     valid = None
     if ds.has_trials("valid"):
         vt = ds.trials("valid")

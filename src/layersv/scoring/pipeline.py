@@ -1,11 +1,11 @@
-"""The scoring back-end of a run: cosine → mean subtraction → AS-norm → QMF calibration.
+"""The scoring back-end of a run: cosine → mean subtraction → AS-norm (→ PLDA) → QMF calibration.
 
 One object holds everything fitted after training (the training mean, the AS-norm cohort,
 the QMF calibrator, the decision thresholds) so that ``layersv eval`` and ``layersv verify``
 score identically.  Stored in the run folder:
 
 * ``scoring.npz``: ``mean (E,)`` and ``cohort (K, E)`` (cohort speakers in the mean-subtracted
-  space; empty when AS-norm was not used);
+  space; empty when AS-norm was not used), and the PLDA matrices when PLDA was fitted;
 * ``calibration.json``: the calibrator, the final stage, AS-norm top-k, the extraction settings,
   and the decision thresholds (EER threshold of each stage on validation trials; Bayes
   thresholds of the calibrated LLR at ``p_target`` 0.01 / 0.05).
@@ -26,6 +26,7 @@ from ..utils import atomic_write_bytes, atomic_write_text
 from .asnorm import asnorm_scores
 from .calibration import QMFCalibrator, qmf_features, side_quality
 from .cosine import cosine_scores
+from .plda import PLDA, plda_scores
 
 STATE_FILE = "scoring.npz"
 CALIBRATION_FILE = "calibration.json"
@@ -41,6 +42,7 @@ class ScoringPipeline:
     calibrator: QMFCalibrator | None = None
     thresholds: dict = field(default_factory=dict)
     extraction: dict = field(default_factory=dict)  # how embeddings were made: n_crops, crop_sec, max_sec
+    plda: PLDA | None = None
 
     @property
     def final_stage(self) -> str:
@@ -48,6 +50,8 @@ class ScoringPipeline:
             return "qmf"
         if self.cohort is not None:
             return "asnorm"
+        if self.plda is not None:
+            return "plda"
         return "mean_sub" if self.mean is not None else "cosine"
 
     @property
@@ -63,6 +67,8 @@ class ScoringPipeline:
         if self.cohort is not None:
             base = out.get("mean_sub", out["cosine"])
             out["asnorm"] = asnorm_scores(emb, trials, base, self.cohort, self.top_k, mean=self.mean)
+        if self.plda is not None:
+            out["plda"] = plda_scores(self.plda, emb, trials)
         return out
 
     def features(self, emb: Embeddings, trials: Trials, scores: np.ndarray, durations: np.ndarray) -> np.ndarray:
@@ -84,7 +90,8 @@ class ScoringPipeline:
         run_dir = Path(run_dir)
         buf = io.BytesIO()
         np.savez(buf, mean=self.mean if self.mean is not None else np.zeros(0, np.float32),
-                 cohort=self.cohort if self.cohort is not None else np.zeros((0, 0), np.float32))
+                 cohort=self.cohort if self.cohort is not None else np.zeros((0, 0), np.float32),
+                 **(self.plda.to_arrays() if self.plda is not None else {}))
         atomic_write_bytes(run_dir / STATE_FILE, buf.getvalue())
         d = {"final_stage": self.final_stage, "norm_stage": self.norm_stage, "asnorm_topk": self.top_k,
              "cohort_size": 0 if self.cohort is None else int(self.cohort.shape[0]),
@@ -104,4 +111,4 @@ class ScoringPipeline:
         cohort = z["cohort"] if z["cohort"].size else None
         cal = QMFCalibrator.from_dict(d["calibrator"]) if d.get("calibrator") else None
         return cls(mean, cohort, int(d.get("asnorm_topk", 300)), cal, d.get("thresholds", {}),
-                   d.get("extraction", {}))
+                   d.get("extraction", {}), PLDA.from_arrays(z))
