@@ -37,17 +37,23 @@ class NoiseSegment:
     duration_s: float
 
 
-def read_musan_list(path: str | os.PathLike) -> list[NoiseSegment]:
-    """``musan.csv`` written by ``layersv prepare musan`` (or its folder) → segments with absolute paths."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "musan.csv"
-    if not p.is_file():
-        raise DatasetError(f"MUSAN list not found: {p} (run `layersv prepare musan SRC DIR`)")
+def _list_file(path: str | os.PathLike, kind: str) -> tuple[Path, Path]:
+    """(``<kind>.csv`` written by ``layersv prepare <kind>``, the audio root its paths are relative to)."""
     import yaml
 
+    p = Path(path)
+    if p.is_dir():
+        p = p / f"{kind}.csv"
+    if not p.is_file():
+        raise DatasetError(f"{kind.upper()} list not found: {p} (run `layersv prepare {kind} SRC DIR`)")
     meta_p = p.parent / "data.yaml"
     root = Path(yaml.safe_load(meta_p.read_text()).get("audio_root", p.parent)) if meta_p.is_file() else p.parent
+    return p, root
+
+
+def read_musan_list(path: str | os.PathLike) -> list[NoiseSegment]:
+    """``musan.csv`` written by ``layersv prepare musan`` (or its folder) → segments with absolute paths."""
+    p, root = _list_file(path, "musan")
     with open(p, newline="") as f:
         rows = list(csv.DictReader(f))
     if rows and not {"path", "category"} <= set(rows[0]):
@@ -57,15 +63,7 @@ def read_musan_list(path: str | os.PathLike) -> list[NoiseSegment]:
 
 
 def read_rir_list(path: str | os.PathLike) -> list[str]:
-    p = Path(path)
-    if p.is_dir():
-        p = p / "rir.csv"
-    if not p.is_file():
-        raise DatasetError(f"RIR list not found: {p} (run `layersv prepare rir SRC DIR`)")
-    import yaml
-
-    meta_p = p.parent / "data.yaml"
-    root = Path(yaml.safe_load(meta_p.read_text()).get("audio_root", p.parent)) if meta_p.is_file() else p.parent
+    p, root = _list_file(path, "rir")
     with open(p, newline="") as f:
         return [str(root / r["path"]) for r in csv.DictReader(f)]
 
