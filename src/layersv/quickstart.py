@@ -34,5 +34,10 @@ def quickstart(out: str | Path | None = None, fast: bool = False, seed: int = 0,
     m = report["stages"]["cosine"]
     print(f"[layersv] done in {time.time() - t0:.0f} s. Test ({report['trials']} trials): "
           f"EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}  minDCF(0.05) {m['min_dcf_0.05']:.4f}")
+    if "qmf" in report["stages"]:
+        q = report["stages"]["qmf"]
+        print(f"[layersv] calibrated (QMF, fitted on validation trials): Cllr {q['cllr']:.3f} bits, "
+              f"actual DCF(0.01) {q['act_dcf_0.01']:.4f}")
     print(f"[layersv] report: {run_dir / 'report.md'}")
+    print(f"[layersv] try: layersv verify {run_dir} A.wav B.wav")
     return report
