@@ -21,8 +21,9 @@ def test_train_writes_a_complete_run_folder(tiny_data, tmp_path):
         assert (run / f).is_file(), f
     rep = json.loads((run / "report.json").read_text())
     assert rep["trials"] > 0 and rep["targets"] > 0
-    assert set(rep["stages"]) == {"cosine", "mean_sub"}
+    assert set(rep["stages"]) == {"cosine", "mean_sub", "qmf"}  # the quickstart config calibrates
     assert {"eer", "min_dcf_0.01", "min_dcf_0.05"} <= set(rep["stages"]["cosine"])
+    assert {"cllr", "act_dcf_0.01"} <= set(rep["stages"]["qmf"]) and "cllr" not in rep["stages"]["cosine"]
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert (run / "scores" / "test_cosine.csv").is_file()
