@@ -86,3 +86,30 @@ def test_seed_lists(rel, n, target, speakers):
     assert info["speakers"] == speakers and info["self_pairs"] == 0
     if "LibriSpeech" in rel:
         assert info["balance"]["GENDER_MATCH"] == {"target =1": 18031, "nontarget =0": 9324, "nontarget =1": 9072}
+
+
+def test_seed_lists_map_onto_a_corpus_copy():
+    """The seed's .wav trial paths are rewritten to this copy's files; every row and label is kept."""
+    import csv
+
+    from layersv.data.corpora import librispeech, vctk
+
+    lib = SHARED / "seed-data/UniPool-SV/data/LibriSpeech/preprocess/trials/trials-test.csv"
+    vc = SHARED / "seed-data/UniPool-SV/data/VCTK-Corpus/preprocess/trials/trials-test.csv"
+    if not (lib.is_file() and vc.is_file()):
+        pytest.skip("seed lists not available (set LAYERSV_SHARED)")
+    flac = lambda s: (Path(s).parent / Path(s).stem.split("-")[1] / f"{Path(s).stem}.flac").as_posix()  # noqa: E731
+    present = {flac(r[c]) for r in csv.DictReader(open(lib)) for c in ("SAMPLE1", "SAMPLE2")}
+    rows = librispeech._map_seed_trials(lib, present)
+    assert len(rows) == 36427 and sum(int(r["LABEL"]) for r in rows) == 18031
+    assert rows[0]["SAMPLE1"].endswith(".flac") and rows[0]["SAMPLE1"].count("/") == 3
+    with pytest.raises(DatasetError, match="not in this LibriSpeech copy"):
+        librispeech._map_seed_trials(lib, present - {rows[0]["SAMPLE1"]})
+    keys = {}
+    for r in csv.DictReader(open(vc)):
+        for c in ("SAMPLE1", "SAMPLE2"):
+            m = vctk._UTT.match(Path(r[c]).stem)
+            keys[(m.group(1), int(m.group(2)))] = f"{m.group(1)}/{Path(r[c]).stem}_mic1.flac"
+    rows = vctk._map_seed_trials(vc, keys)
+    assert len(rows) == 16072 and sum(int(r["LABEL"]) for r in rows) == 8010
+    assert all(r["SAMPLE1"].endswith("_mic1.flac") for r in rows)

@@ -131,6 +131,28 @@ def balanced_trials(utts: list[tuple[str, str]], n_target: int, n_nontarget: int
     return rows
 
 
+def map_trial_paths(path: Path, resolve, corpus: str) -> list[dict]:
+    """Read a seed trial CSV and rewrite SAMPLE1/SAMPLE2 with ``resolve(original) -> relative path | None``.
+
+    Every row and meta column is kept; paths that ``resolve`` cannot find in this copy of ``corpus``
+    are collected and reported in one :class:`DatasetError`.
+    """
+    if not path.is_file():
+        raise DatasetError(f"seed trial list not found: {path}")
+    rows, missing = [], []
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            out = dict(r)
+            for col in ("SAMPLE1", "SAMPLE2"):
+                out[col] = resolve(r[col])
+                if out[col] is None:
+                    missing.append(r[col])
+            rows.append(out)
+    if missing:
+        raise DatasetError(f"{path}: {len(missing)} trial file(s) not in this {corpus} copy, e.g. {missing[:3]}")
+    return rows
+
+
 def trials_csv(rows: list[dict]) -> str:
     """Rows -> seed-format CSV text (``LABEL,SAMPLE1,SAMPLE2[,meta...]``)."""
     cols = ["LABEL", "SAMPLE1", "SAMPLE2"] + [c for c in (rows[0] if rows else {}) if c not in

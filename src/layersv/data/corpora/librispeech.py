@@ -10,12 +10,11 @@ subsets present.  Trials: negatives balanced over GENDER_MATCH, positives evenly
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 from ..folder import DatasetError
-from ..trials import balanced_trials
+from ..trials import balanced_trials, map_trial_paths
 from .common import require_dir, write_dataset
 
 SUBSETS = {"train": ("train-clean-100", "train-clean-360", "train-other-500"),
@@ -55,23 +54,14 @@ def list_librispeech(src: Path) -> dict[str, list[tuple[str, str]]]:
 
 def _map_seed_trials(path: Path, present: set[str]) -> list[dict]:
     """Seed paths ``dev-clean/84/84-121123-0000.wav`` -> ``dev-clean/84/121123/84-121123-0000.flac``."""
-    if not path.is_file():
-        raise DatasetError(f"seed trial list not found: {path}")
-    rows, missing = [], []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            out = dict(r)
-            for col in ("SAMPLE1", "SAMPLE2"):
-                p = Path(r[col])
-                chap = p.stem.split("-")[1] if p.stem.count("-") == 2 else ""
-                rel = (p.parent / chap / f"{p.stem}.flac").as_posix()
-                if rel not in present:
-                    missing.append(r[col])
-                out[col] = rel
-            rows.append(out)
-    if missing:
-        raise DatasetError(f"{path}: {len(missing)} trial file(s) not in this LibriSpeech copy, e.g. {missing[:3]}")
-    return rows
+
+    def resolve(sample: str) -> str | None:
+        p = Path(sample)
+        chap = p.stem.split("-")[1] if p.stem.count("-") == 2 else ""
+        rel = (p.parent / chap / f"{p.stem}.flac").as_posix()
+        return rel if rel in present else None
+
+    return map_trial_paths(path, resolve, "LibriSpeech")
 
 
 def prepare_librispeech(src: str | os.PathLike, data_dir: str | os.PathLike,

@@ -25,7 +25,7 @@ import soundfile as sf
 
 from ..audio import load_audio
 from ..folder import DatasetError
-from ..trials import balanced_trials
+from ..trials import balanced_trials, map_trial_paths
 from .common import require_dir, split_speakers, write_dataset
 
 _UTT = re.compile(r"^(p\d+|s\d+)_(\d+)(?:_(mic[12]))?$")
@@ -127,22 +127,13 @@ def _convert(src_root: Path, dst_root: Path, rel: str, workers_rate: int) -> str
 
 
 def _map_seed_trials(path: Path, key_to_rel: dict[tuple[str, int], str]) -> list[dict]:
-    if not path.is_file():
-        raise DatasetError(f"seed trial list not found: {path}")
-    rows, missing = [], []
-    with open(path, newline="") as f:
-        for r in csv.DictReader(f):
-            out = dict(r)
-            for col in ("SAMPLE1", "SAMPLE2"):
-                m = _UTT.match(Path(r[col]).stem)
-                rel = key_to_rel.get((m.group(1), int(m.group(2)))) if m else None
-                if rel is None:
-                    missing.append(r[col])
-                out[col] = rel
-            rows.append(out)
-    if missing:
-        raise DatasetError(f"{path}: {len(missing)} trial file(s) not in this VCTK copy, e.g. {missing[:3]}")
-    return rows
+    """Seed paths ``pXXX/pXXX_NNN.wav`` -> this copy's file of speaker XXX, utterance NNN."""
+
+    def resolve(sample: str) -> str | None:
+        m = _UTT.match(Path(sample).stem)
+        return key_to_rel.get((m.group(1), int(m.group(2)))) if m else None
+
+    return map_trial_paths(path, resolve, "VCTK")
 
 
 def prepare_vctk(src: str | os.PathLike, data_dir: str | os.PathLike, mic: str = "mic1",
