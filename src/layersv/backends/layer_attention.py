@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .layers import LayerWeightedSum, lengths_to_mask
+from .layers import ContextASP, LayerWeightedSum, lengths_to_mask
 
 
 class LayerAttentionPool(nn.Module):
@@ -71,6 +71,24 @@ class LayerAttentionPool(nn.Module):
         m = lengths_to_mask(lengths.to(a.device), a.shape[-1]).to(a.dtype)[:, None, None, :]
         s = (a * m).sum((1, 3))
         return s / s.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+class LayerAttentionHead(nn.Module):
+    """The embedding tail shared by UniPool and L-TDNN: Layer Attention Pool → ASP → BN → linear → BN.
+
+    ``(B, in_ch, L, T)`` + ``lengths (B,)`` → ``(B, pool_dim)``; ``lap`` keeps the attention maps.
+    """
+
+    def __init__(self, num_layers: int, in_ch: int, width: int, heads: int, pool_dim: int, dropout: float):
+        super().__init__()
+        self.lap = LayerAttentionPool(num_layers, in_ch, width, width, heads, proj_bias=False, dropout=dropout)
+        self.asp = ContextASP(width, width // 2, attn_dropout=dropout)
+        self.bn_pool = nn.BatchNorm1d(2 * width)
+        self.fc = nn.Linear(2 * width, pool_dim)
+        self.bn_emb = nn.BatchNorm1d(pool_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.bn_emb(self.fc(self.bn_pool(self.asp(self.lap(x), lengths))))
 
 
 class SumAggregator(nn.Module):

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layer_attention import LayerAttentionPool
-from .layers import ContextASP, lengths_to_mask, mask_time, masked_avg
+from .layer_attention import LayerAttentionHead
+from .layers import lengths_to_mask, mask_time, masked_avg
 
 
 class ConvReluBn(nn.Module):
@@ -104,12 +104,7 @@ class _LTDNN(nn.Module):
         self.fusion = nn.Conv2d(fused, fused, 1)
         nn.init.xavier_uniform_(self.fusion.weight)
         nn.init.zeros_(self.fusion.bias)
-        self.lap = LayerAttentionPool(in_layers, fused, hidden_size, hidden_size, n_head, proj_bias=False,
-                                      dropout=dropout)
-        self.asp = ContextASP(hidden_size, hidden_size // 2, attn_dropout=dropout)
-        self.bn_pool = nn.BatchNorm1d(2 * hidden_size)
-        self.fc = nn.Linear(2 * hidden_size, pool_dim)
-        self.bn_emb = nn.BatchNorm1d(pool_dim)
+        self.head = LayerAttentionHead(in_layers, fused, hidden_size, n_head, pool_dim, dropout)
         self.embedding_dim = pool_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -121,14 +116,13 @@ class _LTDNN(nn.Module):
             x = block(x, mask)
             outs.append(x)
         x = mask_time(torch.relu(self.fusion(torch.cat(outs, 1))), mask)
-        x = self.lap(x)
-        return self.bn_emb(self.fc(self.bn_pool(self.asp(x, lengths))))
+        return self.head(x, lengths)
 
     def layer_attention(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, L)`` Layer-Attention-Pool weights averaged over heads and valid frames."""
         with torch.no_grad():
             self(hidden, lengths)
-        return self.lap.attention_summary(lengths)
+        return self.head.lap.attention_summary(lengths)
 
 
 class LTDNN_ECAPA(_LTDNN):

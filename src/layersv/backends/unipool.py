@@ -24,8 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .layer_attention import LayerAttentionPool
-from .layers import ContextASP, lengths_to_mask, mask_time, masked_avg, masked_max
+from .layer_attention import LayerAttentionHead
+from .layers import lengths_to_mask, mask_time, masked_avg, masked_max
 
 
 class AttentiveVAD(nn.Module):
@@ -113,11 +113,7 @@ class UniPool(nn.Module):
         self.vads = nn.ModuleList([AttentiveVAD(width, n) for _ in range(n_blocks)])
         self.blocks = nn.ModuleList([D2ChannelBlock(width, conv_dim) for _ in range(n_blocks)])
         self.residual_scale = 2.0 if seed_double_residual else 1.0
-        self.lap = LayerAttentionPool(n, width * n_blocks, width, width, heads, proj_bias=False, dropout=dropout)
-        self.asp = ContextASP(width, width // 2, attn_dropout=dropout)
-        self.bn_pool = nn.BatchNorm1d(2 * width)
-        self.fc = nn.Linear(2 * width, pool_dim)
-        self.bn_emb = nn.BatchNorm1d(pool_dim)
+        self.head = LayerAttentionHead(n, width * n_blocks, width, heads, pool_dim, dropout)
         self.embedding_dim = pool_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -129,8 +125,7 @@ class UniPool(nn.Module):
             x = vad(x, mask)
             x = mask_time(self.residual_scale * x + block(x, mask), mask)
             outs.append(x)
-        x = self.lap(torch.cat(outs, 1))  # (B, 512, T)
-        return self.bn_emb(self.fc(self.bn_pool(self.asp(x, lengths))))
+        return self.head(torch.cat(outs, 1), lengths)  # LAP → (B, width, T) → ASP → (B, pool_dim)
 
     def layer_attention(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """``(B, in_layers)`` mean Layer-Attention-Pool weights per layer (0 for an excluded layer 0).
@@ -139,5 +134,5 @@ class UniPool(nn.Module):
         """
         with torch.no_grad():
             self(hidden, lengths)
-        a = self.lap.attention_summary(lengths)
+        a = self.head.lap.attention_summary(lengths)
         return torch.cat([a.new_zeros(a.shape[0], self.skip), a], 1)
