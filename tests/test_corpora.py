@@ -180,13 +180,61 @@ def test_folder_and_cli(tmp_path, capsys):
     tone(src / "spk_lonely" / "a.wav", 16000)
     (src / "stray.wav").write_bytes(b"")
     assert main(["prepare", "folder", str(src), str(tmp_path / "data"), "--split", "0.6,0.2,0.2", "--trials", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "7 train (1 with a single recording), 2 valid, 2 test" in out
     ds = open_dataset(tmp_path / "data")
-    assert len(ds.speakers) == 6 and "spk_lonely" not in ds.speakers
+    # a speaker with one recording cannot give a target trial, but is a training class
+    assert len(ds.speakers) == 7 and "spk_lonely" in ds.speakers
     assert main(["trials-info", str(tmp_path / "data" / "test_trials.csv")]) == 0
     assert "0 self-pairs, 0 duplicate pairs" in capsys.readouterr().out
     assert main(["prepare", "folder", str(src), str(tmp_path / "d"), "--split", "0.5,0.5"]) == 2
     with pytest.raises(DatasetError, match="too few"):
         prepare_folder(src, tmp_path / "d", fractions=(0.0, 0.5, 0.5))
+
+
+def test_folder_every_soundfile_format_and_gender_balance(tmp_path):
+    """Ogg Vorbis / Opus, FLAC, WAV (and MP3 where libsndfile has it) are listed; metadata.csv balances."""
+    fmts = [("ogg", "OGG"), ("opus", "OGG"), ("flac", "FLAC"), ("wav", "WAV")]
+    if "MP3" in sf.available_formats():
+        fmts.append(("mp3", "MP3"))
+    src = tmp_path / "corpus" / "opus"
+    meta = ["path,speaker,gender"]
+    for s in range(20):
+        for u, (ext, fmt) in enumerate(fmts):
+            sub = "OPUS" if ext == "opus" else None
+            p = src / f"s{s:02d}" / f"u{u}.{ext}"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            t = np.arange(int(48000 * 0.3)) / 48000
+            sf.write(str(p), (0.1 * np.sin(2 * np.pi * (100 + 20 * s) * t)).astype(np.float32), 48000,
+                     format=fmt, subtype=sub)
+            meta.append(f"{p.relative_to(src.parent)},s{s:02d},{'F' if s % 2 else 'M'}")
+    (src.parent / "metadata.csv").write_text("\n".join(meta) + "\n")
+    out = prepare_folder(src, tmp_path / "data", fractions=(0.4, 0.3, 0.3), n_trials=400, verbose=False)
+    info = yaml.safe_load((out / "data.yaml").read_text())
+    assert info["name"] == "corpus" and info["trials_balanced_on"] == "gender"
+    assert info["train_speakers"] == 8 and info["valid_speakers"] == 6 and info["test_speakers"] == 6
+    tr = rows(out / "train.csv")
+    assert {Path(r["path"]).suffix[1:] for r in tr} == {e for e, _ in fmts}
+    assert {r["gender"] for r in tr} == {"F", "M"}
+    va = rows(out / "valid_trials.csv")
+    non = [r for r in va if r["LABEL"] == "0"]
+    same = sum(r["gender_MATCH"] == "1" for r in non)
+    assert 0 < same < len(non) and abs(2 * same - len(non)) <= 0.2 * len(non)  # both strata, about even
+
+
+def test_folder_single_recording_speakers(tmp_path):
+    """251 speakers with one file each: all can train; valid/test fall back to halves (flagged)."""
+    src = tmp_path / "flac"
+    for s in range(20):
+        tone(src / f"{s:04d}" / f"{s:04d}-1.flac", 16000, 1.0, 100 + 15 * s)
+    with pytest.warns(UserWarning, match="halves of ONE recording"):
+        out = prepare_folder(src, tmp_path / "data", n_trials=100, verbose=False)
+    info = yaml.safe_load((out / "data.yaml").read_text())
+    assert info["trials_from_halves"] is True and info["train_speakers"] == 16
+    ds = open_dataset(out)
+    t = ds.trials("valid")
+    assert t.labels.sum() == 2 and len(t.labels) > 2  # one target (the two halves) per valid speaker
+    assert all(Path(p).is_file() for p in t.utterances)
 
 
 def test_musan_rir(tmp_path):

@@ -108,6 +108,26 @@ def test_real_whisper_base_checkpoint():
     np.testing.assert_allclose(mel[0].numpy(), ref[:, :200], atol=2e-3)
 
 
+@pytest.mark.skipif(not WHISPER_BASE.is_dir(), reason="whisper-base checkpoint absent")
+def test_real_checkpoint_loads_float32_and_trains_a_backend():
+    """whisper-base's config says float16: the encoder is loaded in float32 on a CPU (fp16 there is
+    several times slower and a float32 backend on Half states fails), and a trainable layer-wise
+    backend (LAP, whose first op is a per-layer linear) runs forward and backward on it."""
+    from layersv.config import Config
+    from layersv.model import build_model
+
+    cfg = Config()
+    cfg.frontend = FrontendConfig(frontend="whisper", backbone_cfg=str(WHISPER_BASE), frz_pretrain=True)
+    cfg.model.model, cfg.model.args = "LAP", {"embedding_dim": 64}
+    model = build_model(cfg)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    wav = torch.from_numpy(speechlike(16000))[None].repeat(2, 1)
+    emb = model(wav, torch.tensor([16000, 12000]))
+    assert emb.shape == (2, 64) and torch.isfinite(emb).all()
+    emb.sum().backward()
+    assert all(p.grad is not None for p in model.backend.parameters() if p.requires_grad)
+
+
 def test_sliced_equals_padded_for_a_full_30s_clip():
     """The only difference of slicing is the missing padding context: a 30 s clip gives the same states."""
     torch.manual_seed(0)

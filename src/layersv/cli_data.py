@@ -35,8 +35,11 @@ def add_parsers(sub) -> None:
     c.add_argument("--chunk", type=float, default=5.0)
     c.add_argument("--hop", type=float, default=3.0)
     corpus("rir", "RIRS_NOISES → RIR list")
-    c = corpus("folder", "root/<speaker>/**/*.{wav,flac}")
-    c.add_argument("--split", default="0.8,0.1,0.1", help="train,valid,test speaker fractions")
+    c = corpus("folder", "root/<speaker>/**/*.{wav,flac,ogg,opus,mp3}")
+    c.add_argument("--split", default="0.8,0.1,0.1",
+                   help="train,valid,test fractions of the speakers with 2+ recordings (the others train)")
+    c.add_argument("--metadata", default=None,
+                   help="speaker metadata CSV (speaker,gender,...); default: metadata.csv in SRC or its parent")
     c.add_argument("--trials", type=int, default=20000, help="trials per split (half target)")
     c.add_argument("--seed", type=int, default=42)
 
@@ -54,7 +57,8 @@ def _prepare(a) -> None:
           "voxceleb": lambda: dict(trial_dir=a.trials, cleaned=not a.original, workers=a.workers, seed=a.seed,
                                    train_parts=tuple(x for x in a.train_parts.split(",") if x)),
           "musan": lambda: dict(chunk_s=a.chunk, hop_s=a.hop), "rir": lambda: {},
-          "folder": lambda: dict(fractions=_fractions(a.split), n_trials=a.trials, seed=a.seed)}[a.corpus]()
+          "folder": lambda: dict(fractions=_fractions(a.split), n_trials=a.trials, seed=a.seed,
+                                 metadata=a.metadata)}[a.corpus]()
     out = PREPARERS[a.corpus](a.src, a.data_dir, **kw)
     print(f"wrote {out}")
 

@@ -107,10 +107,25 @@ def load_hf_encoder(source: str, use_pretrain: bool = True) -> tuple[nn.Module, 
         ) from None
     cfg_d = cfg.to_dict()
     model_cls = getattr(tf, FAMILIES[hf_config_from_dict(cfg_d).model_type][1])
-    model = model_cls.from_pretrained(source) if use_pretrain else model_cls(hf_config_from_dict(cfg_d))
+    model = (from_pretrained_fp32(model_cls, source) if use_pretrain
+             else model_cls(hf_config_from_dict(cfg_d)).float())
     pre = read_preprocessor_config(source)
     do_norm = bool(pre.get("do_normalize", False)) if pre else cfg.feat_extract_norm == "layer"
     return model, do_norm
+
+
+def from_pretrained_fp32(model_cls, source: str) -> nn.Module:
+    """``model_cls.from_pretrained(source)`` in float32, whatever dtype the checkpoint says.
+
+    transformers >= 5 keeps a checkpoint's own dtype (many shared checkpoints say float16); on a
+    CPU that is several times slower and mixes Half with float parameters of the backend. Lower
+    precision is for autocast on a GPU (``--amp bf16``), never for the stored weights.
+    """
+    try:
+        model = model_cls.from_pretrained(source, dtype=torch.float32)
+    except TypeError:  # transformers < 4.56 names it torch_dtype
+        model = model_cls.from_pretrained(source, torch_dtype=torch.float32)
+    return model.float()
 
 
 class SSLFrontend(nn.Module):

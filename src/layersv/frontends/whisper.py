@@ -40,6 +40,8 @@ import torch.nn.functional as F
 import transformers as tf
 from torch.utils.checkpoint import checkpoint
 
+from .ssl import from_pretrained_fp32
+
 N_FFT, HOP, SR, MAX_SAMPLES = 400, 160, 16000, 480000
 
 TINY_WHISPER = dict(d_model=64, encoder_layers=2, encoder_attention_heads=4, encoder_ffn_dim=128,
@@ -95,8 +97,8 @@ def load_whisper_encoder(source: str, use_pretrain: bool = True) -> nn.Module:
     if cfg.model_type != "whisper":
         raise ValueError(f"{source!r} is a {cfg.model_type!r} model, not whisper (use frontend: ssl)")
     if not use_pretrain:
-        return WhisperEncoder(cfg)
-    return tf.WhisperModel.from_pretrained(source).get_encoder()
+        return WhisperEncoder(cfg).float()
+    return from_pretrained_fp32(tf.WhisperModel, source).get_encoder()
 
 
 class WhisperFrontend(nn.Module):

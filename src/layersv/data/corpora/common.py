@@ -21,7 +21,8 @@ from ...utils import atomic_write_text
 from ..folder import DatasetError
 from ..trials import write_trials
 
-AUDIO_EXTS = (".wav", ".flac")
+# every container soundfile (libsndfile >= 1.1) decodes: WAV, FLAC, Ogg Vorbis / Opus, MP3
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
 
 
 def require_dir(p: str | os.PathLike, what: str) -> Path:
