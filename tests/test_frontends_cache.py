@@ -74,7 +74,24 @@ def test_staleness_touch_dtype_layers(tiny_data, tmp_path, counting):
     assert len(counting) == 9
     (c.path / "shard_00000.npy").write_bytes(b"corrupt")  # a broken shard is detected and rebuilt
     build(frozen(layers=[1, 3]), ds, keys, tmp_path)
-    assert counting[-1] == "shard_00000.npy" and len(counting) == 10
+    assert counting[-1] == "shard_00002.npy" and len(counting) == 10  # its utterances, in a new shard
+
+
+def test_a_larger_cache_serves_a_subset_and_a_superset_encodes_only_what_is_new(tiny_data, tmp_path, counting):
+    """`layersv cache --splits train,valid,test` then training (train + valid) reuses every shard."""
+    ds = open_dataset(tiny_data)
+    train = [p for p, _ in ds.train][:8]
+    extra = list(ds.trials("test").utterances)[:4]
+    fr = frozen()
+    big = build(fr, ds, sorted(train + extra), tmp_path)
+    n = len(counting)
+    sub = build(fr, ds, train, tmp_path)
+    assert len(counting) == n and sub.path == big.path  # nothing encoded
+    assert all(k in sub for k in train + extra)  # nor deleted
+    np.testing.assert_array_equal(sub.get(train[0]), big.get(train[0]))
+    more = list(ds.trials("valid").utterances)[:3]
+    c = build(fr, ds, train + more, tmp_path)
+    assert len(counting) == n + 1 and all(k in c for k in train + more + extra)
 
 
 def test_killed_build_resumes_without_losing_finished_shards(tiny_data, tmp_path, monkeypatch):

@@ -69,12 +69,40 @@ class StatsLDA(nn.Module):
         return self.proj(self.drop(s))
 
 
+class StatsLDA2(nn.Module):
+    """Frozen statistics solution + trainable corrections that start at zero / identity:
+    layer weights -> x + MLP(x) (zero-init) -> mean‖std -> (s - mu) @ W_lda (buffer) -> A (identity init)."""
+
+    def __init__(self, n_layers, dim, init_layer, mu, W, mlp=256, drop=0.0):
+        super().__init__()
+        w = torch.full((n_layers,), -4.0)
+        w[init_layer] = 4.0
+        self.lw = nn.Parameter(w)
+        self.mlp = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp), nn.GELU(), nn.Dropout(drop), nn.Linear(mlp, dim))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.register_buffer("mu", torch.as_tensor(mu, dtype=torch.float32))
+        self.register_buffer("W", torch.as_tensor(W, dtype=torch.float32))
+        e = W.shape[1]
+        self.proj = nn.Linear(e, e)
+        nn.init.eye_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, h, mask):
+        x = (h.float() * self.lw.softmax(0)[None, :, None, None]).sum(1)
+        x = x + self.mlp(x)
+        s = (stats(x, mask) - self.mu) @ self.W
+        return self.proj(self.drop(s))
+
+
 class SmallASTP(nn.Module):
     """SUPERB-like: layer weights -> Linear(D, C) frame -> ReLU/BN -> attentive stats -> E."""
 
-    def __init__(self, n_layers, dim, emb, c=256, drop=0.0, layers_used=None):
+    def __init__(self, n_layers, dim, emb, c=256, drop=0.0, norm=False):
         super().__init__()
         self.lw = nn.Parameter(torch.zeros(n_layers))
+        self.norm = nn.BatchNorm1d(dim, affine=False) if norm else None
         self.inp = nn.Sequential(nn.Linear(dim, c), nn.ReLU(), nn.Dropout(drop))
         self.att = nn.Sequential(nn.Linear(c, 128), nn.Tanh(), nn.Linear(128, 1))
         self.bn = nn.BatchNorm1d(2 * c)
@@ -82,6 +110,8 @@ class SmallASTP(nn.Module):
 
     def forward(self, h, mask):
         x = (h.float() * self.lw.softmax(0)[None, :, None, None]).sum(1)
+        if self.norm is not None:
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
         x = self.inp(x)
         a = self.att(x).squeeze(-1).masked_fill(~mask, -1e4).softmax(-1)[..., None]
         mu = (a * x).sum(1)
@@ -142,6 +172,7 @@ def main():
     ap.add_argument("--mlp", type=int, default=0)
     ap.add_argument("--drop", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--norm", action="store_true", help="astp: per-dimension standardisation of the frames")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -177,13 +208,17 @@ def main():
         w = fit_whitening(xs, [s for _, s in ds.train])
         W = w.transform[:, : a.emb] if a.emb else w.transform
         model = StatsLDA(len(layers), 512, W.shape[1], li, a.mlp, a.drop, w.mean, W)
+    elif a.variant == "statslda2":
+        xs = full_stats(tr_keys, [a.init_layer])
+        w = fit_whitening(xs, [s for _, s in ds.train])
+        model = StatsLDA2(len(layers), 512, li, w.mean, w.transform, a.mlp or 256, a.drop)
     elif a.variant == "astp":
-        model = SmallASTP(len(layers), 512, a.emb, drop=a.drop)
+        model = SmallASTP(len(layers), 512, a.emb, drop=a.drop, norm=a.norm)
     else:
         raise SystemExit(f"unknown variant {a.variant}")
     emb_dim = model.proj.out_features if hasattr(model, "proj") else a.emb
     head = build_head("aam", emb_dim, len(spk), margin=a.margin, scale=a.scale)
-    if a.variant == "statslda":  # start the classifier at the training speakers' mean embeddings
+    if a.variant.startswith("statslda"):  # start the classifier at the training speakers' mean embeddings
         with torch.no_grad():
             e = F.normalize(model(*pad([feats[k] for k in tr_keys[:1]], layers)), dim=-1)  # warm
             em = embed(model, feats, tr_keys, layers)
@@ -219,7 +254,7 @@ def main():
             e = eer_of(embed(model, feats, va_keys, layers), va_keys, valid)
             best = min(best, (e, step))
             lw = model.lw.softmax(0).detach().numpy().round(2).tolist()
-            print(json.dumps({"variant": a.variant, "step": step, "loss": round(float(loss), 3), "acc": float(acc),
+            print(json.dumps({"variant": a.variant, "step": step, "loss": round(float(loss.detach()), 3), "acc": float(acc),
                               "valid_eer": round(e, 2), "layer_w": lw, "t": round(time.time() - t0)}), flush=True)
     print(json.dumps({"variant": a.variant, "args": vars(a), "best_valid_eer": best[0], "best_step": best[1]}), flush=True)
 

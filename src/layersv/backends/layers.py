@@ -31,6 +31,45 @@ def masked_mean_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> t
     return mean, var.clamp_min(eps).sqrt()
 
 
+class MaskedFeatureNorm(nn.Module):
+    """Per-layer, per-dimension standardisation of the hidden states, mask-aware (a BatchNorm over
+    the valid frames of the batch, no affine parameters).
+
+    ``hidden (B, L, T, D)`` + ``lengths (B,)`` → same shape, each (layer, dimension) centred and
+    scaled to unit variance: with the batch's valid frames while training (the running estimates
+    are updated with ``momentum``), with the running estimates in eval mode -- so a padded batch
+    equals one item at a time at inference. Frozen encoders' hidden states have dimensions whose
+    scale is orders of magnitude above the rest (Whisper's, WavLM's), and their layers differ in
+    scale: without this a backend's first linear layer sees an ill-conditioned input (measured on
+    real speech with frozen Whisper-base: recipes/speechocean762/README.md).
+    """
+
+    def __init__(self, num_layers: int, dim: int, momentum: float = 0.05, eps: float = 1e-5):
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(num_layers, dim))
+        self.register_buffer("running_var", torch.ones(num_layers, dim))
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long))
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = hidden.float()
+        if self.training:
+            m = lengths_to_mask(lengths, x.shape[2])[:, None, :, None].to(x.dtype)  # (B, 1, T, 1)
+            n = m.sum((0, 2)).clamp_min(1.0)  # (1, 1)
+            mean = (x * m).sum((0, 2)) / n  # (L, D)
+            var = ((x - mean[None, :, None]) ** 2 * m).sum((0, 2)) / n
+            with torch.no_grad():
+                first = bool(self.num_batches_tracked == 0)
+                mom = 1.0 if first else self.momentum
+                self.running_mean.lerp_(mean.detach(), mom)
+                self.running_var.lerp_(var.detach(), mom)
+                self.num_batches_tracked += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        out = (x - mean[None, :, None]) * torch.rsqrt(var[None, :, None] + self.eps)
+        return out.to(hidden.dtype)
+
+
 class StatsPool(nn.Module):
     """Masked mean + std pooling: ``(B, C, T)`` → ``(B, 2C)``."""
 

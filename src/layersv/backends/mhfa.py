@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .layer_attention import make_aggregator
-from .layers import lengths_to_mask
+from .layers import MaskedFeatureNorm, lengths_to_mask
 
 
 class MHFAPool(nn.Module):
@@ -42,13 +42,16 @@ class MHFA(nn.Module):
     Args:
         aggregation: ``superb`` or ``lap`` (one aggregator for the keys, another for the values).
         layer_norm: per-layer layer norm before the SUPERB sums (seed: off).
+        feature_norm: per-layer, per-dimension standardisation of the input, mask-aware
+            (:class:`layersv.backends.layers.MaskedFeatureNorm`; not in the seed).
         lap_dim, lap_heads: LAP aggregator output size and heads.
     """
 
     def __init__(self, in_layers: int, in_dim: int, aggregation: str = "superb", embedding_dim: int = 256,
                  heads: int = 64, compression: int = 128, layer_norm: bool = False, lap_dim: int = 512,
-                 lap_heads: int = 16, dropout: float = 0.1):
+                 lap_heads: int = 16, dropout: float = 0.1, feature_norm: bool = False):
         super().__init__()
+        self.feature_norm = MaskedFeatureNorm(in_layers, in_dim) if feature_norm else None
         self.key_aggregate = make_aggregator(aggregation, in_layers, in_dim, layer_norm, lap_dim, lap_heads, dropout)
         self.value_aggregate = make_aggregator(aggregation, in_layers, in_dim, layer_norm, lap_dim, lap_heads, dropout)
         self.pool = MHFAPool(self.key_aggregate.out_dim, self.value_aggregate.out_dim, heads, compression,
@@ -56,6 +59,8 @@ class MHFA(nn.Module):
         self.embedding_dim = embedding_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.feature_norm is not None:
+            hidden = self.feature_norm(hidden, lengths)
         return self.pool(self.key_aggregate(hidden), self.value_aggregate(hidden), lengths)
 
     def layer_attention(self, hidden: torch.Tensor, lengths: torch.Tensor, which: str = "value") -> torch.Tensor:

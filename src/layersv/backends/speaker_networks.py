@@ -18,6 +18,7 @@ import torch.nn as nn
 from .astp import ASTPNetwork
 from .ecapa import ECAPANetwork
 from .layer_attention import make_aggregator
+from .layers import MaskedFeatureNorm
 from .mhfa import MHFA
 from .xvector import XVectorNetwork
 
@@ -41,8 +42,9 @@ def seed_init(module: nn.Module) -> None:
 class AggregatedBackend(nn.Module):
     def __init__(self, in_layers: int, in_dim: int, aggregation: str, speaker_network: str, embedding_dim: int,
                  hidden_dim: int, channels: int, layer_norm: bool, lap_dim: int, lap_heads: int, mhfa_heads: int,
-                 mhfa_compression: int, dropout: float):
+                 mhfa_compression: int, dropout: float, feature_norm: bool = False):
         super().__init__()
+        self.feature_norm = MaskedFeatureNorm(in_layers, in_dim) if feature_norm else None
         if speaker_network not in SPEAKER_NETWORKS:
             raise ValueError(f"unknown speaker_network {speaker_network!r}; valid: {', '.join(SPEAKER_NETWORKS)}")
         self.speaker_network = speaker_network
@@ -57,6 +59,8 @@ class AggregatedBackend(nn.Module):
         self.embedding_dim = embedding_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.feature_norm is not None:
+            hidden = self.feature_norm(hidden, lengths)
         if self.speaker_network == "mhfa":
             return self.mhfa(hidden, lengths)
         return self.network(self.aggregate(hidden), lengths)

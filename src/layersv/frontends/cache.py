@@ -100,7 +100,13 @@ class FeatureCache:
     def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
                       dtype: str = "float16", shard_utts: int = 64, batch_sec: float = 60.0, device: str = "cpu",
                       progress: bool = True, log=None) -> "FeatureCache":
-        """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed."""
+        """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed.
+
+        Shards are reused by utterance, whatever request built them: a cache of train + valid + test
+        serves a later request for train + valid as it is, and a larger request only encodes the
+        utterances that no valid shard holds (in new shards). A shard is dropped (and its file
+        deleted) only when one of its audio files changed or vanished, or its file is damaged.
+        """
         if dtype not in DTYPES:
             raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
         if not is_frozen(frontend):
@@ -108,29 +114,30 @@ class FeatureCache:
         path, header = cache_location(frontend, frontend_name, ds, root, dtype)
         path.mkdir(parents=True, exist_ok=True)
         keys = sorted(set(keys))
-        plan = {f"{i:05d}": keys[j : j + shard_utts] for i, j in enumerate(range(0, len(keys), shard_utts))}
-        stamps = {k: audio_stamp(ds.abspath(k)) for k in keys}
         manifest = cls._read_manifest(path, header)
-        kept = {sid: sh for sid, sh in manifest["shards"].items()
-                if sid in plan and cls._shard_valid(path, sid, sh, plan[sid], stamps, header)}
+        kept = {sid: sh for sid, sh in manifest["shards"].items() if cls._shard_valid(path, sid, sh, ds, header)}
         stale = len(manifest["shards"]) - len(kept)
-        todo = [sid for sid in plan if sid not in kept]
-        manifest = {"header": header, "shards": kept, "complete": not todo}
-        if log and (todo or stale):
-            log.info(f"feature cache {path}: {len(kept)} shards valid, {stale} stale, building {len(todo)}")
-        if todo:
-            for sid in tqdm(todo, desc="cache build", disable=not progress, unit="shard"):
-                frames = cls._write_shard(frontend, ds, plan[sid], path / f"shard_{sid}.npy",
-                                          DTYPES[dtype], batch_sec, device)
-                manifest["shards"][sid] = {"keys": plan[sid], "frames": frames,
-                                           "audio": [stamps[k] for k in plan[sid]]}
-                manifest["complete"] = len(manifest["shards"]) == len(plan)
-                atomic_write_text(path / "manifest.json", json.dumps(manifest))
-        else:
-            atomic_write_text(path / "manifest.json", json.dumps(manifest))
-        for stray in path.glob("shard_*.npy"):  # shards of an older plan
-            if stray.stem[6:] not in plan:
+        have = {k for sh in kept.values() for k in sh["keys"]}
+        missing = [k for k in keys if k not in have]
+        first = max((int(sid) for sid in kept), default=-1) + 1
+        plan = {f"{first + i:05d}": missing[j : j + shard_utts]
+                for i, j in enumerate(range(0, len(missing), shard_utts))}
+        manifest = {"header": header, "shards": kept, "complete": not plan}
+        if log and (plan or stale):
+            log.info(f"feature cache {path}: {len(kept)} shards valid, {stale} stale, building {len(plan)} "
+                     f"for {len(missing)} of {len(keys)} utterances")
+        for stray in path.glob("shard_*.npy"):  # stale shards, and files of a killed build
+            if stray.stem[6:] not in kept:
                 stray.unlink()
+        atomic_write_text(path / "manifest.json", json.dumps(manifest))
+        for n, (sid, part) in enumerate(tqdm(list(plan.items()), desc="cache build", disable=not progress,
+                                             unit="shard")):
+            frames = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[dtype], batch_sec,
+                                      device)
+            manifest["shards"][sid] = {"keys": part, "frames": frames,
+                                       "audio": [audio_stamp(ds.abspath(k)) for k in part]}
+            manifest["complete"] = n + 1 == len(plan)
+            atomic_write_text(path / "manifest.json", json.dumps(manifest))
         return cls(path, manifest)
 
     @staticmethod
@@ -144,10 +151,11 @@ class FeatureCache:
         return m if same else {"header": header, "shards": {}}
 
     @staticmethod
-    def _shard_valid(path: Path, sid: str, sh: dict, keys: list[str], stamps: dict, header: dict) -> bool:
-        if sh.get("keys") != keys or sh.get("audio") != [stamps[k] for k in keys]:
-            return False
+    def _shard_valid(path: Path, sid: str, sh: dict, ds, header: dict) -> bool:
+        """The shard's audio files are unchanged and its array has the recorded shape and dtype."""
         try:
+            if sh.get("audio") != [audio_stamp(ds.abspath(k)) for k in sh.get("keys", [])]:
+                return False
             arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r")
         except (OSError, ValueError):
             return False

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Real speech, many recordings per speaker: train layer-wise backends on a frozen encoder and compare
+# them with the training-free statistics, on speakers never seen in training.
+#
+#   recipes/speechocean762/run.sh [DATA_DIR] [ENCODER_DIR] [OUT_DIR]
+#
+# DATA_DIR: a corpus folder  <speaker>/<files>  (e.g. ../shared/data/speechocean762-train/opus; any
+#           format soundfile reads), prepared into OUT_DIR/data with `layersv prepare folder`
+#           (80/10/10 speakers, gender-balanced trials from a metadata.csv beside it), or an already
+#           prepared dataset folder (data.yaml present), used as it is with its own valid/test trials.
+# ENCODER_DIR: a local pretrained encoder (default ../shared/models/whisper-base).
+# OUT_DIR: one folder per system, each with report.json for the test trials; results.md, curves.png.
+# Environment: SYSTEMS (default "stats superb lap mhfa unipool ltdnn"), STEPS (training steps per
+# trained backend, default 900), AUG_COPIES (augmented copies per training utterance in the cache,
+# default 0 = clean cache only).
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+SHARED=${SHARED:-$HERE/../../../shared}
+SRC=${1:-$SHARED/data/speechocean762-train/opus}
+ENC=${2:-$SHARED/models/whisper-base}
+OUT=${3:-res/speechocean762}
+SYSTEMS=${SYSTEMS:-stats superb lap mhfa unipool ltdnn}
+STEPS=${STEPS:-900}
+AUG_COPIES=${AUG_COPIES:-0}
+mkdir -p "$OUT"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/timing.log"; }
+
+# 1. the dataset folder
+if [ -f "$SRC/data.yaml" ]; then DATA=$SRC; else DATA=$OUT/data; layersv prepare folder "$SRC" "$DATA"; fi
+FRONTEND=$(python -c "from layersv.probe import guess_frontend; print(guess_frontend('$ENC'))")
+COMMON=(--frontend "$FRONTEND" --backbone_cfg "$ENC")
+stamp "prepared $DATA"
+
+# 2. the frozen encoder's hidden states, once, for every split (fp16 memmap shards)
+CACHE_AUG=()
+if [ "$AUG_COPIES" -gt 0 ]; then CACHE_AUG=(--augment_copies "$AUG_COPIES"); fi
+layersv cache "$DATA" "${COMMON[@]}" --splits train,valid,test --dtype float16 --no-progress "${CACHE_AUG[@]}"
+stamp "cache"
+
+# 3. per-layer probe (training-free, validation and test EER per hidden state)
+layersv probe "$DATA" "${COMMON[@]}" --out "$OUT/probe" --no-progress
+stamp "probe"
+
+EVAL=(--score_normalize --score_calibrate)
+for sys in $SYSTEMS; do
+  case $sys in
+    stats)  # 4. training-free: best layers chosen on validation, PCA + LDA fitted on train; PLDA stage
+      layersv train "$DATA" Stats "${COMMON[@]}" --layers auto --out "$OUT/stats" --no-progress
+      layersv eval "$OUT/stats" "${EVAL[@]}" --score_plda --no-progress ;;
+    superb|lap|mhfa|unipool|ltdnn)  # 5. trained backends on the frozen encoder, from the cache
+      model=$(python - "$HERE/configs/$sys.yaml" <<'PY'
+import sys, yaml
+print(yaml.safe_load(open(sys.argv[1]))["model"]["model"])
+PY
+)
+      layersv train "$DATA" "$model" --config "$HERE/configs/$sys.yaml" "${COMMON[@]}" \
+        --nb_total_step "$STEPS" --out "$OUT/$sys" --no-progress
+      layersv eval "$OUT/$sys" "${EVAL[@]}" --no-progress
+      layersv layers "$OUT/$sys" > /dev/null ;;
+    *) echo "unknown system $sys" >&2; exit 2 ;;
+  esac
+  stamp "$sys"
+done
+
+# 6. one table, the training curves, the layer usage
+python "$HERE/summarize.py" "$OUT"
+stamp "done"
