@@ -185,3 +185,41 @@ def test_cli_cache(tiny_data, tmp_path, capsys):
     assert main(args) == 0  # second call opens the valid cache
     assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-nope", "--cache_dir", str(tmp_path)]) == 2
     assert main(["cache", str(tiny_data), "--backbone_cfg", "tiny-wavlm", "--layers", "a"]) == 2
+
+
+def test_eval_embeds_from_the_feature_cache_and_matches_waveforms(tiny_data, tmp_path):
+    """A frozen-encoder run whose test audio is cached is evaluated without encoding audio; the scores
+    equal those from waveforms (float32 cache) and the report is the same."""
+    import json
+
+    from conftest import tiny_config
+
+    from layersv.evaluate import evaluate_run
+    from layersv import load_model
+    from layersv.train import fit
+
+    cfg = tiny_config(tiny_data, frz_pretrain="true", cache="true", nb_total_step=8, nb_steps_eval=8,
+                      skiptest="true", cache_dir=str(tmp_path / "cache"), cache_dtype="float32")
+    run = fit(cfg, tmp_path / "run", progress=False)
+    model = load_model(run)  # tiny encoders are random: cache the test split with the run's own encoder
+    model.frontend.freeze()
+    ds = open_dataset(tiny_data)
+    FeatureCache.open_or_build(model.frontend, "ssl", ds, ds.trials("test").utterances, tmp_path / "cache",
+                               dtype="float32", progress=False)
+    calls = []
+    orig = FeatureCache.fresh
+
+    def spy(self, keys, ds):
+        calls.append(orig(self, keys, ds))
+        return calls[-1]
+
+    FeatureCache.fresh = spy
+    try:
+        cached = evaluate_run(run, progress=False, overrides={"embedding_cache": False})
+    finally:
+        FeatureCache.fresh = orig
+    assert calls and all(calls), "the evaluation did not embed from the feature cache"
+    wave = evaluate_run(run, progress=False, overrides={"embedding_cache": False, "feature_cache": False})
+    for st in cached["stages"]:
+        assert abs(cached["stages"][st]["eer"] - wave["stages"][st]["eer"]) < 1e-6, st
+    assert json.loads((run / "report.json").read_text())["trials"] == wave["trials"]

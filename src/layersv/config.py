@@ -131,6 +131,7 @@ class EvalConfig:
     cohort_utts_per_speaker: int = 10  # utterances embedded per cohort speaker
     asnorm_topk: int = 300  # top-k cohort scores per side
     calibration_c: float = 1.0  # inverse L2 strength of the QMF logistic regression
+    feature_cache: bool = True  # frozen encoder: embed from its `layersv cache` when that holds the files
     n_crops: int = 0  # 0 = full utterances; N = mean of N evenly spaced crops (ECAPA-style)
     crop_sec: float = 3.0  # crop length (s) when n_crops > 0
     embedding_cache: bool = True  # cache embeddings in run_dir/embeddings/<set>.npz

@@ -45,6 +45,25 @@ class _Embedder:
     def __init__(self, run_dir: Path, cfg: Config, device: str, progress: bool):
         self.run_dir, self.cfg, self.device, self.progress = run_dir, cfg, device, progress
         self._model = None
+        self._features: dict[str, object] = {}  # dataset root -> FeatureCache or None
+
+    def feature_cache(self, ds: DatasetFolder):
+        """The frozen encoder's feature cache of ``ds`` (``layersv cache``) when the run's frontend is
+        frozen and its hidden states are cached with the same encoder, weights and layers; else None.
+
+        Evaluating N backends on one frozen encoder then encodes no audio at all: the backend runs on
+        the cached states (fp16 by default: embeddings within ~1e-3 of those from waveforms).
+        """
+        c = self.cfg
+        if not c.frontend.frz_pretrain or c.eval.n_crops or c.data.eval_max_sec or not c.eval.feature_cache:
+            return None
+        root = str(ds.root)
+        if root not in self._features:
+            from .probe import existing_cache
+
+            self._features[root] = existing_cache(self.model().frontend, c.frontend.frontend, ds,
+                                                  c.frontend.cache_dir, c.frontend.cache_dtype)
+        return self._features[root]
 
     def model(self):
         if self._model is None:
@@ -59,6 +78,12 @@ class _Embedder:
             if problems:
                 raise ValueError(f"{len(problems)} unreadable file(s) for {set_name}: " + "; ".join(problems[:5]))
             infos = {**infos, **more}
+        fc = self.feature_cache(ds)
+        if fc is not None and fc.fresh(keys, ds):
+            from .frontends.cache import cached_embeddings as from_features
+
+            emb = from_features(self.model().backend, fc, keys, device=self.device)
+            return emb, np.array([infos[k].duration for k in emb.keys])
         emb = cached_embeddings(self.run_dir, re.sub(r"[^\w.-]", "_", set_name), self.model, ds, keys, infos,
                                 e.n_crops, e.crop_sec, c.data.eval_batch_sec, c.data.eval_max_sec, self.device,
                                 c.workers, self.progress, use_cache=e.embedding_cache)

@@ -86,6 +86,15 @@ class FeatureCache:
     def __contains__(self, key: str) -> bool:
         return key in self.index
 
+    def fresh(self, keys: list[str], ds) -> bool:
+        """True when every key is cached and its audio file is unchanged since (size and mtime)."""
+        if not hasattr(self, "_stamps"):
+            self._stamps = {k: a for sh in self.manifest["shards"].values() for k, a in zip(sh["keys"], sh["audio"])}
+        try:
+            return all(self._stamps.get(k) == audio_stamp(ds.abspath(k)) for k in keys)
+        except OSError:
+            return False
+
     def frames(self, key: str) -> int:
         return self.index[key][2]
 
