@@ -210,3 +210,35 @@ def test_waveform_backend_trains_through_the_model(tiny_data, tmp_path):
     assert cfg.head.head == "am" and cfg.model.args["seed_final_relu"] is False
     fit(cfg, tmp_path / "run", progress=False)
     assert (tmp_path / "run" / "model_last.pt").is_file()
+
+
+@pytest.mark.parametrize("name,args", [("SUPERB", {"hidden_dim": 16, "embedding_dim": 8}),
+                                       ("LAP", {"embedding_dim": 8, "lap_dim": 16, "lap_heads": 4}),
+                                       ("MHFA", {"heads": 4, "compression": 8, "embedding_dim": 8})])
+def test_feature_norm_standardises_each_layer_and_keeps_padding_invariance(name, args):
+    """feature_norm: per-(layer, dim) statistics over valid frames only; eval uses running estimates,
+    so a padded batch equals one item at a time; layers of very different scale end comparable."""
+    from layersv.backends import build_backend
+    from layersv.backends.layers import MaskedFeatureNorm
+
+    torch.manual_seed(0)
+    scale = torch.tensor([1.0, 30.0, 1000.0])[None, :, None, None]
+    h = torch.randn(4, 3, 40, 16) * scale + 7.0
+    lens = torch.tensor([40, 31, 22, 9])
+    h_pad = h.clone()
+    for i, n in enumerate(lens):
+        h_pad[i, :, n:] = 1e6  # padding must not leak into the statistics
+    norm = MaskedFeatureNorm(3, 16, momentum=1.0)
+    out = norm(h_pad, lens)
+    valid = torch.cat([out[i, :, :n] for i, n in enumerate(lens)], 1)  # (L, frames, D)
+    assert valid.mean((1, 2)).abs().max() < 1e-4 and (valid.std((1, 2)) - 1).abs().max() < 1e-2
+    b = build_backend(name, 3, 16, feature_norm=True, **args)
+    b.train()
+    for _ in range(3):
+        b(h_pad, lens)
+    b.eval()
+    batch = b(h_pad, lens)
+    single = torch.cat([b(h[i:i + 1, :, :n], lens[i:i + 1]) for i, n in enumerate(lens)])
+    torch.testing.assert_close(batch, single, atol=1e-4, rtol=1e-4)
+    rv = b.feature_norm.running_var.mean(1)  # per layer: ~1, ~900, ~1e6 (padding at 1e6 would give ~1e11)
+    assert 0.5 < rv[0] < 2 and 400 < rv[1] < 2000 and 4e5 < rv[2] < 2e6

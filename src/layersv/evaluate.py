@@ -59,10 +59,7 @@ class _Embedder:
             return None
         root = str(ds.root)
         if root not in self._features:
-            from .probe import existing_cache
-
-            self._features[root] = existing_cache(self.model().frontend, c.frontend.frontend, ds,
-                                                  c.frontend.cache_dir, c.frontend.cache_dtype)
+            self._features[root] = _frontend_cache(self.model().frontend, c, ds)
         return self._features[root]
 
     def model(self):
@@ -88,6 +85,25 @@ class _Embedder:
                                 e.n_crops, e.crop_sec, c.data.eval_batch_sec, c.data.eval_max_sec, self.device,
                                 c.workers, self.progress, use_cache=e.embedding_cache)
         return emb, np.array([infos[k].duration for k in emb.keys])
+
+
+def _frontend_cache(fr, cfg: Config, ds: DatasetFolder):
+    """The cache of exactly this frontend, or a view on the layers it keeps of an all-layers cache."""
+    from .probe import existing_cache
+
+    args = (cfg.frontend.frontend, ds, cfg.frontend.cache_dir, cfg.frontend.cache_dtype)
+    cache = existing_cache(fr, *args)
+    ids = list(getattr(fr, "layer_ids", []))
+    cfg_hf = getattr(getattr(fr, "encoder", None), "config", None)
+    if cache is not None or not ids or cfg_hf is None:
+        return cache
+    n = getattr(cfg_hf, "encoder_layers", None) or getattr(cfg_hf, "num_hidden_layers", 0)
+    try:  # the same encoder with every hidden state: the key `layersv cache` (no --layers) wrote
+        fr.layer_ids = list(range(n + 1))
+        full = existing_cache(fr, *args)
+    finally:
+        fr.layer_ids = ids
+    return full.select_layers(ids) if full is not None else None
 
 
 def _subsample(rows: list, n: int, seed: int) -> list:

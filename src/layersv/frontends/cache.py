@@ -78,6 +78,16 @@ class FeatureCache:
                 self.index[k] = (sid, off, n)
                 off += n
         self._maps: dict[str, np.ndarray] = {}
+        self._layer_pos: list[int] | None = None  # a view on some of the cached layers
+
+    def select_layers(self, layer_ids: list[int]) -> "FeatureCache":
+        """A view of this cache that returns only the hidden states ``layer_ids`` (of ``header['layer_ids']``)."""
+        have = list(self.header["layer_ids"])
+        if any(i not in have for i in layer_ids):
+            raise KeyError(f"layers {layer_ids} not all cached (cached: {have})")
+        view = FeatureCache(self.path, self.manifest)
+        view._maps, view._layer_pos = self._maps, [have.index(i) for i in layer_ids]
+        return view
 
     @property
     def keys(self) -> list[str]:
@@ -103,7 +113,10 @@ class FeatureCache:
         if sid not in self._maps:
             self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r")
         stop = n if stop is None else min(stop, n)
-        return np.array(self._maps[sid][:, off + start : off + stop], dtype=np.float32)
+        arr = self._maps[sid]
+        if self._layer_pos is not None:
+            return np.array(arr[self._layer_pos, off + start : off + stop], dtype=np.float32)
+        return np.array(arr[:, off + start : off + stop], dtype=np.float32)
 
     @classmethod
     def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
