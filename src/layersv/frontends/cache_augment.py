@@ -2,9 +2,11 @@
 
 ``layersv cache DATA --augment_copies K`` stores, besides the clean hidden states, ``K`` augmented
 versions of every training utterance.  Copy ``c`` (1 … K) of utterance ``key`` is the encoder's
-output on the *full* waveform augmented with one kind drawn uniformly from the enabled kinds
-(:mod:`layersv.data.augment`), from a generator seeded by ``(augment_seed, c, sha256(key))`` — so a
-copy does not depend on the shard plan, on K or on the training seed.  Augmentation keeps the length,
+output on the *full* waveform augmented with one of the enabled kinds (:mod:`layersv.data.augment`):
+the kinds rotate over the copies from an offset drawn per utterance, so the K copies of an utterance
+use K different kinds (when K ≤ the number of kinds) and every kind is used equally often; all draws
+are seeded by ``(augment_seed, c, sha256(key))`` — a copy depends neither on the shard plan, nor on K,
+nor on the training seed.  Augmentation keeps the length,
 so a copy has the clean utterance's frame count and the same crops apply.
 
 Each copy is a :class:`~layersv.frontends.cache.FeatureCache` of its own (the same fp16 memmap shards,
@@ -47,8 +49,12 @@ class CopyAugment:
                        "settings_sha256": hashlib.sha256(settings.encode()).hexdigest()}
 
     def kind_and_rng(self, key: str) -> tuple[str, np.random.Generator]:
-        rng = np.random.default_rng([self.seed, self.copy, key_seed(key)])
-        return self.augmenter.kinds[int(rng.integers(len(self.augmenter.kinds)))], rng
+        """Copy ``c`` of ``key`` uses kind ``(o + c − 1) mod n`` with ``o`` drawn per utterance: the first
+        ``n`` copies of an utterance cover ``n`` different kinds; the generator of the kind's own draws
+        (SNR, colour, room, talkers) is seeded by ``(seed, c, key)``."""
+        kinds, h = self.augmenter.kinds, key_seed(key)
+        offset = int(np.random.default_rng([self.seed, 0, h]).integers(len(kinds)))
+        return kinds[(offset + self.copy - 1) % len(kinds)], np.random.default_rng([self.seed, self.copy, h])
 
     def __call__(self, wav: np.ndarray, key: str) -> np.ndarray:
         kind, rng = self.kind_and_rng(key)
