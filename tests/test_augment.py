@@ -246,10 +246,11 @@ def test_missing_pyroomacoustics_names_the_extra(tmp_path, monkeypatch):
 
 def test_build_augmenter_from_config_keys(tmp_path, talkers):
     pytest.importorskip("pyroomacoustics")
-    from layersv.config import DataConfig, apply_overrides, Config
+    from layersv.config import Config, DataConfig, apply_overrides
     from layersv.data.augment import build_augmenter
 
-    cfg = apply_overrides(Config(), {"aug_prob": "0.6", "aug_kinds": "sim_reverb,colored_noise,speaker_babble,telephone",
+    cfg = apply_overrides(Config(), {"aug_prob": "0.6",
+                                     "aug_kinds": "sim_reverb,colored_noise,speaker_babble,telephone",
                                      "noise_colors": "pink,brown", "babble_speakers": "[2,3]", "rir_bank_rooms": "3",
                                      "rir_bank_seed": "5", "telephone_mulaw": "false", "telephone_band": "[200,3000]"})
     d = cfg.data
@@ -259,6 +260,13 @@ def test_build_augmenter_from_config_keys(tmp_path, talkers):
     assert aug.kinds == ("sim_reverb", "colored_noise", "speaker_babble", "telephone") and aug.prob == 0.6
     assert (tmp_path / "rir_bank" / "manifest.json").is_file() and len(aug.rir_bank) == 3  # built on first use
     assert aug.noise_colors == ("pink", "brown") and aug.telephone_band == (200.0, 3000.0)
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(aug))  # travels to spawned loader workers
+    x = _speech_like(SR, 4)
+    for i in range(6):
+        np.testing.assert_array_equal(clone(x, np.random.default_rng(i), "spk0"),
+                                      aug(x, np.random.default_rng(i), "spk0"))
     assert build_augmenter(DataConfig(aug_kinds=["colored_noise"]), SR) is None  # aug_prob 0: off
     with pytest.raises(ValueError, match="unknown augmentation"):
         build_augmenter(DataConfig(aug_kinds=["colored_noise", "echo"]), SR)  # checked even when off

@@ -322,8 +322,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         t = cfg.train
         margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, t.margin_ramp_steps,
                                    t.margin_schedule)
-    augmenter = build_augmenter(cfg.data, model.sample_rate, [(str(ds.abspath(p)), spk_index[s]) for p, s in train_rows],
-                                progress=progress, log=log)
+    talkers = [(str(ds.abspath(p)), spk_index[s]) for p, s in train_rows]  # speaker_babble material
+    augmenter = build_augmenter(cfg.data, model.sample_rate, talkers, progress=progress, log=log)
     if augmenter is not None:
         _record_aug_kinds(cfg, augmenter.kinds, run_dir if main and not resume else None, log)
     crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
