@@ -289,3 +289,20 @@ def test_train_crops_babble_excludes_own_speaker_and_is_deterministic(tmp_path, 
     from layersv.data.dataset import augment_rng
 
     assert changed == [augment_rng(4, k).random() < 0.6 for k in range(60)]  # decided by the item's generator
+
+
+def test_cli_prepare_rir_bank(tmp_path, capsys):
+    pytest.importorskip("pyroomacoustics")
+    import json
+
+    from layersv.cli import main
+
+    assert main(["prepare", "rir-bank", str(tmp_path), "--n_rooms", "2", "--seed", "3"]) == 0
+    assert "2 rooms, seed 3" in capsys.readouterr().out
+    m = json.loads((tmp_path / "rir_bank" / "manifest.json").read_text())
+    assert m["params"]["n_rooms"] == 2 and m["params"]["seed"] == 3
+    stamp = (tmp_path / "rir_bank" / "rirs.npz").stat().st_mtime_ns
+    assert main(["prepare", "rir-bank", str(tmp_path), "--n_rooms", "2", "--seed", "3"]) == 0
+    assert (tmp_path / "rir_bank" / "rirs.npz").stat().st_mtime_ns == stamp  # reused
+    assert main(["prepare", "rir-bank", str(tmp_path), "--n_rooms", "0"]) == 2  # bad input: a clear error
+    assert "n_rooms must be >= 1" in capsys.readouterr().err
