@@ -306,3 +306,25 @@ def test_cli_prepare_rir_bank(tmp_path, capsys):
     assert (tmp_path / "rir_bank" / "rirs.npz").stat().st_mtime_ns == stamp  # reused
     assert main(["prepare", "rir-bank", str(tmp_path), "--n_rooms", "0"]) == 2  # bad input: a clear error
     assert "n_rooms must be >= 1" in capsys.readouterr().err
+
+
+def test_real_speech_babble_and_telephone():
+    """speechocean762 (Ogg Opus, real speakers) when ../shared is present: exact SNR, own speaker excluded."""
+    import os
+
+    from conftest import SHARED
+
+    root = Path(os.environ.get("LAYERSV_SHARED") or SHARED) / "data" / "speechocean762-train" / "opus"
+    if not root.is_dir():
+        pytest.skip("../shared/data/speechocean762-train absent")
+    spk = sorted(d.name for d in root.iterdir() if d.is_dir())[:5]
+    rows = [(str(f), s) for s in spk for f in sorted((root / s).glob("*.opus"))[:2]]
+    from layersv.data.audio import load_audio
+
+    clean = load_audio(rows[0][0], SR)[: 2 * SR]
+    aug = Augmenter([], [], SR, prob=1.0, kinds=("speaker_babble", "telephone"), talkers=rows,
+                    babble_snr=(13.0, 13.0))
+    out = aug.apply(clean, "speaker_babble", np.random.default_rng(0), speaker=spk[0])
+    assert out.shape == clean.shape and _snr(clean, out) == pytest.approx(13.0, abs=0.1)
+    tel = aug.apply(clean, "telephone", np.random.default_rng(0))
+    assert tel.shape == clean.shape and np.corrcoef(tel, clean)[0, 1] > 0.5  # same speech, narrower band
