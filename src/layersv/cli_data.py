@@ -35,6 +35,13 @@ def add_parsers(sub) -> None:
     c.add_argument("--chunk", type=float, default=5.0)
     c.add_argument("--hop", type=float, default=3.0)
     corpus("rir", "RIRS_NOISES → RIR list")
+    c = cs.add_parser("rir-bank", help="simulate a seeded bank of room impulse responses into DATA_DIR/rir_bank "
+                      "(augmentation kind sim_reverb; needs the `augment` extra)")
+    c.add_argument("data_dir", help="dataset folder (the bank goes to DATA_DIR/rir_bank)")
+    c.add_argument("--n_rooms", type=int, default=200)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--sample_rate", type=int, default=16000)
+    c.add_argument("--out", default="", help="bank folder (default DATA_DIR/rir_bank)")
     c = corpus("folder", "root/<speaker>/**/*.{wav,flac,ogg,opus,mp3}")
     c.add_argument("--split", default="0.8,0.1,0.1",
                    help="train,valid,test fractions of the speakers with 2+ recordings (the others train)")
@@ -50,6 +57,13 @@ def add_parsers(sub) -> None:
 def _prepare(a) -> None:
     from .data.corpora import PREPARERS, download
 
+    if a.corpus == "rir-bank":
+        from .data.rir_bank import BankParams, bank_folder, open_rir_bank
+
+        bank = open_rir_bank(bank_folder(a.data_dir, a.out), BankParams(a.n_rooms, a.seed, a.sample_rate),
+                             progress=True)
+        print(f"RIR bank {bank.path}: {len(bank)} rooms, seed {a.seed}, {bank.data.nbytes / 2**20:.1f} MiB")
+        return
     if a.download:
         download(a.corpus, a.src)
     kw = {"vctk": lambda: dict(mic=a.mic, write_16k=a.write_16k, seed_dir=a.seed_dir, seed=a.seed, workers=a.workers),

@@ -1,4 +1,8 @@
-"""``layersv cache``: precompute the hidden states of a frozen frontend for a dataset folder."""
+"""``layersv cache``: precompute the hidden states of a frozen frontend for a dataset folder.
+
+``--augment_copies K`` adds K augmented copies of every training utterance (issue 11 §3); the
+augmentation keys (``--aug_kinds``, ``--noise_snr`` …) are those of ``DataConfig`` and must match the
+training run's for it to find them (``train --cache true --aug_prob 0.6 --augment_copies K ...``)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,11 @@ def add_parsers(sub) -> None:
     c.add_argument("--splits", default="train,valid", help="comma-separated: train, valid, test")
     c.add_argument("--device", default="cpu")
     c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--augment_copies", type=int, default=0, help="K augmented copies of each training utterance")
+    c.add_argument("--augment_seed", type=int, default=0, help="seed of the augmented copies")
+    c.add_argument("--aug", action="append", default=[], metavar="KEY=VALUE",
+                   help="augmentation setting of the copies, a DataConfig key (repeatable), e.g. "
+                        "--aug aug_kinds=sim_reverb,colored_noise,speaker_babble,telephone --aug noise_snr=[0,15]")
 
 
 def run(a) -> int | None:
@@ -26,9 +35,29 @@ def run(a) -> int | None:
         layers = [int(x) for x in a.layers.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"--layers: expected comma-separated integers, got {a.layers!r}") from None
-    cfg = FrontendConfig(frontend=a.frontend, backbone_cfg=a.backbone_cfg, layers=layers, cache_dtype=a.dtype)
+    cfg = FrontendConfig(frontend=a.frontend, backbone_cfg=a.backbone_cfg, layers=layers, cache_dtype=a.dtype,
+                         augment_copies=a.augment_copies, augment_seed=a.augment_seed)
     c = build_dataset_cache(a.data, cfg, a.cache_dir, tuple(s for s in a.splits.split(",") if s),
-                            a.device, not a.no_progress)
+                            a.device, not a.no_progress, data_cfg=aug_data_config(a.data, a.aug))
     h = c.header
     print(f"cache {c.path}: {len(c.keys)} utterances, {h['num_layers']} layers x {h['dim']} ({h['dtype']})")
+    for cp in c.copies:
+        ah = cp.header["augment"]
+        print(f"augmented copy {ah['copy']} {cp.path}: {len(cp.keys)} utterances ({', '.join(ah['kinds'])})")
     return 0
+
+
+def aug_data_config(data_dir: str, settings: list[str]):
+    """A ``DataConfig`` for the augmented copies: ``KEY=VALUE`` settings, type-checked like ``--key value``."""
+    from pathlib import Path
+
+    from .config import ConfigError, DataConfig, coerce
+
+    cfg = DataConfig(data_dir=str(Path(data_dir).resolve()))
+    for kv in settings:
+        key, sep, value = kv.partition("=")
+        if not sep or not hasattr(cfg, key) or key == "data_dir":
+            valid = [k for k in vars(cfg) if k.startswith(("aug_", "noise", "music", "babble", "rir", "telephone"))]
+            raise ConfigError(f"--aug {kv!r}: expected KEY=VALUE with KEY one of {', '.join(valid)}")
+        setattr(cfg, key, coerce(value, getattr(cfg, key), key))
+    return cfg

@@ -41,14 +41,23 @@ class DataConfig:
     eval_max_sec: float = 0.0  # 0 = full utterances at evaluation
     eval_batch_sec: float = 120.0  # audio seconds per length-bucketed evaluation batch
     max_train_utts: int = 0  # 0 = all (subset for quick experiments)
-    aug_prob: float = 0.0  # probability of one MUSAN/RIR augmentation per crop (LAP: 0.6); 0 = off
+    aug_prob: float = 0.0  # probability of one augmentation per crop (LAP: 0.6); 0 = off
     musan_list: str = ""  # folder or musan.csv from `layersv prepare musan`
     rir_list: str = ""  # folder or rir.csv from `layersv prepare rir`
+    # kinds drawn uniformly (layersv.data.augment.KINDS): reverb, noise, music, babble (MUSAN / RIR corpus);
+    # sim_reverb, colored_noise, speaker_babble, telephone (no corpus needed)
     aug_kinds: list = field(default_factory=lambda: ["reverb", "noise", "music", "babble"])
     noise_snr: list = field(default_factory=lambda: [0.0, 15.0])  # dB range (low, high)
     music_snr: list = field(default_factory=lambda: [5.0, 15.0])
     babble_snr: list = field(default_factory=lambda: [13.0, 20.0])
     babble_count: list = field(default_factory=lambda: [4, 7])  # MUSAN speech clips per babble
+    babble_speakers: list = field(default_factory=lambda: [3, 7])  # speaker_babble: other training speakers
+    noise_colors: list = field(default_factory=lambda: ["white", "pink", "brown"])  # colored_noise colours
+    rir_bank: str = ""  # sim_reverb: simulated RIR bank folder ("" = <data_dir>/rir_bank, built on first use)
+    rir_bank_rooms: int = 200  # rooms in the simulated RIR bank
+    rir_bank_seed: int = 0  # seed of the simulated RIR bank
+    telephone_band: list = field(default_factory=lambda: [300.0, 3400.0])  # telephone: pass band (Hz)
+    telephone_mulaw: bool = True  # telephone: 8-bit mu-law coding after the 8 kHz round trip
     speed_perturb: list = field(default_factory=list)  # e.g. [0.9, 1.1]: each factor = new speaker classes (LAP)
     speed_prob: float = 0.4  # probability of a speed factor (LAP: 0.2 each of 0.9 / 1.1)
 
@@ -75,6 +84,8 @@ class FrontendConfig:
     cache: bool = False  # frozen encoder: train from a memory-mapped cache of hidden states
     cache_dir: str = ""  # where caches live ("" = <data_dir>/.layersv_cache)
     cache_dtype: str = "float16"  # float16 | float32
+    augment_copies: int = 0  # cache: augmented copies per training utterance (used when aug_prob > 0)
+    augment_seed: int = 0  # cache: seed of the augmented copies (independent of the training seed)
 
 
 @dataclass

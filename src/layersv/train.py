@@ -238,6 +238,16 @@ def _training_rows(cfg: Config, ds: DatasetFolder) -> list[tuple[str, str]]:
     return rows
 
 
+def _record_aug_kinds(cfg: Config, kinds: tuple, run_dir: Path | None, log) -> None:
+    """The run's config lists the augmentation kinds in use (those without material are dropped)."""
+    log.info(f"augmentation on {cfg.data.aug_prob:.0%} of crops, kinds: {', '.join(kinds)}")
+    if list(kinds) != list(cfg.data.aug_kinds):
+        log.info(f"aug_kinds {cfg.data.aug_kinds} -> {list(kinds)} (no material for the others)")
+        cfg.data.aug_kinds = list(kinds)
+        if run_dir is not None:
+            save_config(cfg, run_dir / "config.yaml")
+
+
 def _check_batch(cfg: Config) -> None:
     w, a, b = dist.world_size(), cfg.train.accum_steps, cfg.train.batch_size
     if a < 1 or b % (w * a):
@@ -312,15 +322,20 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         t = cfg.train
         margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, t.margin_ramp_steps,
                                    t.margin_schedule)
+    talkers = [(str(ds.abspath(p)), spk_index[s]) for p, s in train_rows]  # speaker_babble material
+    augmenter = build_augmenter(cfg.data, model.sample_rate, talkers, progress=progress, log=log)
+    if augmenter is not None:
+        _record_aug_kinds(cfg, augmenter.kinds, run_dir if main and not resume else None, log)
     crops = TrainCrops([(str(ds.abspath(p)), p) for p, _ in train_rows], [spk_index[s] for _, s in train_rows],
                        infos, model.sample_rate, cfg.data.train_max_sec, cfg.seed, cfg.data.fix_to_maxlen,
-                       build_augmenter(cfg.data, model.sample_rate), tuple(cfg.data.speed_perturb),
-                       cfg.data.speed_prob)
+                       augmenter, tuple(cfg.data.speed_perturb), cfg.data.speed_prob)
     cache, step_model = None, model
     if cfg.frontend.cache:  # frozen encoder: train and validate from cached hidden states
-        if cfg.data.aug_prob > 0 or cfg.data.speed_perturb or cfg.train.unfreeze_at_step:
-            raise ValueError("cache: true works on stored hidden states: it excludes waveform augmentation "
-                             "(aug_prob, speed_perturb) and unfreeze_at_step")
+        if (cfg.data.aug_prob > 0 and cfg.frontend.augment_copies < 1) or cfg.data.speed_perturb \
+                or cfg.train.unfreeze_at_step:
+            raise ValueError("cache: true works on stored hidden states: it excludes speed_perturb and "
+                             "unfreeze_at_step, and augmentation (aug_prob > 0) needs augmented copies in the "
+                             "cache (--augment_copies K)")
         from .frontends.cache import training_cache
 
         cache, crops, step_model = training_cache(cfg, model, ds, train_rows, crops.labels, progress and main, log)

@@ -36,6 +36,12 @@ def collate(items: list[tuple[np.ndarray, int, str]]) -> Batch:
     return Batch(wav, lengths, labels, [k for _, _, k in items])
 
 
+def augment_rng(seed: int, k: int) -> np.random.Generator:
+    """The generator of stream item ``k``'s augmentation: its first ``random()`` decides whether the
+    item is augmented (``< aug_prob``), its next draw which kind (waveforms) or which cached copy."""
+    return np.random.default_rng([seed, 2_000_003, k])
+
+
 class TrainCrops(Dataset):
     """Random fixed-length crops; shorter clips are wrap-padded (repeated) to the crop length.
 
@@ -99,7 +105,7 @@ class TrainCrops(Dataset):
         elif len(wav) < n and self.fix_to_maxlen:
             wav = np.pad(wav, (0, n - len(wav)), mode="wrap")
         if self.augment is not None:
-            wav = self.augment(wav, np.random.default_rng([self.seed, 2_000_003, k]))
+            wav = self.augment(wav, augment_rng(self.seed, k), speaker=self.labels[u])
         return wav, label, key
 
 

@@ -14,6 +14,8 @@ utterances with their frame counts and the audio file's size and mtime; a shard 
 whose file is missing or has the wrong shape, or whose utterance list differs is rebuilt, never used.
 Shards are written to a temporary file and renamed, then the manifest is rewritten atomically: a
 killed build loses at most the shard in progress, and the next call resumes.
+Augmented copies of the training utterances (``augment``, :mod:`layersv.frontends.cache_augment`)
+are caches of their own, keyed by the clean key plus the copy's augmentation settings.
 """
 
 from __future__ import annotations
@@ -55,12 +57,16 @@ def audio_stamp(path: Path) -> list[int]:
     return [int(st.st_size), int(st.st_mtime_ns)]
 
 
-def cache_location(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str) -> tuple[Path, dict]:
-    """The cache folder and its key (``header``): encoder, weights hash, layers, dtype, rate, dataset."""
+def cache_location(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str,
+                   augment=None) -> tuple[Path, dict]:
+    """The cache folder and its key (``header``): encoder, weights hash, layers, dtype, rate, dataset
+    (and, for an augmented copy, ``augment.header``: copy index, seed, augmentation settings)."""
     header = {"format": FORMAT, "frontend": frontend_name, "description": frontend.describe(),
               "weights": weights_hash(frontend), "layer_ids": list(getattr(frontend, "layer_ids", [0])),
               "dtype": dtype, "sample_rate": int(frontend.sample_rate), "data": str(Path(ds.root).resolve()),
               "num_layers": int(frontend.num_layers), "dim": int(frontend.dim)}
+    if augment is not None:
+        header["augment"] = augment.header
     digest = hashlib.sha256(json.dumps(header, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return Path(root) / f"{frontend_name}-{digest}", header
 
@@ -121,19 +127,21 @@ class FeatureCache:
     @classmethod
     def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
                       dtype: str = "float16", shard_utts: int = 64, batch_sec: float = 60.0, device: str = "cpu",
-                      progress: bool = True, log=None) -> "FeatureCache":
+                      progress: bool = True, log=None, augment=None) -> "FeatureCache":
         """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed.
 
         Shards are reused by utterance, whatever request built them: a cache of train + valid + test
         serves a later request for train + valid as it is, and a larger request only encodes the
         utterances that no valid shard holds (in new shards). A shard is dropped (and its file
         deleted) only when one of its audio files changed or vanished, or its file is damaged.
+        ``augment`` (a ``cache_augment.CopyAugment``) makes it an augmented copy: waveforms are augmented
+        before the encoder, and its settings join the key.
         """
         if dtype not in DTYPES:
             raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
         if not is_frozen(frontend):
             raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
-        path, header = cache_location(frontend, frontend_name, ds, root, dtype)
+        path, header = cache_location(frontend, frontend_name, ds, root, dtype, augment)
         path.mkdir(parents=True, exist_ok=True)
         keys = sorted(set(keys))
         manifest = cls._read_manifest(path, header)
@@ -155,7 +163,7 @@ class FeatureCache:
         for n, (sid, part) in enumerate(tqdm(list(plan.items()), desc="cache build", disable=not progress,
                                              unit="shard")):
             frames = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[dtype], batch_sec,
-                                      device)
+                                      device, augment=augment)
             manifest["shards"][sid] = {"keys": part, "frames": frames,
                                        "audio": [audio_stamp(ds.abspath(k)) for k in part]}
             manifest["complete"] = n + 1 == len(plan)
@@ -187,9 +195,11 @@ class FeatureCache:
     @staticmethod
     @torch.no_grad()
     def _write_shard(frontend: nn.Module, ds, keys: list[str], out: Path, dtype, batch_sec: float,
-                     device: str) -> list[int]:
+                     device: str, augment=None) -> list[int]:
         sr = int(frontend.sample_rate)
         dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr)
+        if augment is not None:
+            dset = augment.wrap(dset)
         from ..data.audio import audio_info
 
         durs = [audio_info(ds.abspath(k)).duration for k in keys]
@@ -229,13 +239,21 @@ class CachedCrops(Dataset):
             self._perm = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.keys))}
         return int(self._perm[epoch][pos])
 
+    def crop_start(self, k: int) -> int:
+        """First frame of item ``k``'s crop (drawn as ``TrainCrops`` draws its first sample)."""
+        n = self.cache.frames(self.keys[self.utterance_of(k)])
+        rng = np.random.default_rng([self.seed, 1_000_003, k])
+        return int(rng.integers(0, n - self.crop + 1)) if n > self.crop else 0
+
+    def source(self, k: int) -> "FeatureCache":
+        """The cache item ``k`` is read from (augmented subclasses pick a copy)."""
+        return self.cache
+
     def __getitem__(self, k: int) -> tuple[np.ndarray, int, str]:
         u = self.utterance_of(k)
         key = self.keys[u]
-        n = self.cache.frames(key)
-        rng = np.random.default_rng([self.seed, 1_000_003, k])
-        start = int(rng.integers(0, n - self.crop + 1)) if n > self.crop else 0
-        h = self.cache.get(key, start, start + self.crop)
+        start = self.crop_start(k)
+        h = self.source(k).get(key, start, start + self.crop)
         if h.shape[1] < self.crop and self.fix_to_maxlen and h.shape[1] > 0:
             h = np.pad(h, ((0, 0), (0, self.crop - h.shape[1]), (0, 0)), mode="wrap")
         return h, self.labels[u], key
@@ -309,7 +327,12 @@ def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int
     cache = FeatureCache.open_or_build(fr, cfg.frontend.frontend, ds, keys, root, cfg.frontend.cache_dtype,
                                        device=cfg.device, progress=progress, log=log)
     crop = int(fr.frame_lengths(torch.tensor([round(cfg.data.train_max_sec * fr.sample_rate)]))[0])
-    crops = CachedCrops(cache, [p for p, _ in train_rows], labels, crop, cfg.seed, cfg.data.fix_to_maxlen)
+    if cfg.data.aug_prob > 0:  # K augmented copies besides the clean states (cache_augment)
+        from .cache_augment import augmented_training_crops
+
+        crops = augmented_training_crops(cfg, fr, ds, train_rows, labels, cache, crop, root, progress, log)
+    else:
+        crops = CachedCrops(cache, [p for p, _ in train_rows], labels, crop, cfg.seed, cfg.data.fix_to_maxlen)
     step_model = SpeakerEncoder(CachedFrontend(fr), model.backend, model.frontend_name, model.backend_name,
                                 model.backend_args)
     return cache, crops, step_model
@@ -319,8 +342,11 @@ CachedCrops.collate = staticmethod(collate_hidden)
 
 
 def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
-                        device: str = "cpu", progress: bool = True) -> FeatureCache:
-    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances)."""
+                        device: str = "cpu", progress: bool = True, data_cfg=None) -> FeatureCache:
+    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances).
+
+    With ``frontend_cfg.augment_copies`` K > 0 (and ``data_cfg``: the augmentation kinds and settings),
+    also K augmented copies of every training utterance (``FeatureCache.copies`` lists them)."""
     from ..data.folder import open_dataset
     from . import build_frontend
 
@@ -340,5 +366,15 @@ def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits
         else:
             raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
     root = cache_dir or Path(ds.root) / ".layersv_cache"
-    return FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                      device=device, progress=progress)
+    cache = FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
+                                       device=device, progress=progress)
+    cache.copies = []
+    if frontend_cfg.augment_copies > 0:
+        from .cache_augment import open_augmented_copies
+
+        if "train" not in splits:
+            raise ValueError("--augment_copies augments training utterances: include train in --splits")
+        cache.copies = open_augmented_copies(fr, frontend_cfg.frontend, ds, ds.train, root, frontend_cfg.cache_dtype,
+                                             data_cfg, frontend_cfg.augment_copies, frontend_cfg.augment_seed,
+                                             device=device, progress=progress)
+    return cache
