@@ -375,3 +375,26 @@ def test_eval_trials_writes_next_to_the_run_report_never_over_it(tiny_data, tmp_
     assert all((run / "scores" / k).read_bytes() == v for k, v in own_scores.items())
     with pytest.raises(FileNotFoundError, match="available: .*test.*valid"):
         evaluate_run(run, progress=False, trials="vox1_e")
+
+
+def test_qmf_seed_features_are_the_seeds_nine_in_order():
+    import numpy as np
+
+    from layersv.scoring.calibration import FEATURES_SEED, qmf_features, side_quality
+
+    unit = np.array([[0.6, -0.8], [1.0, 0.0]])
+    q = side_quality(unit, np.array([2.0, 3.0]), np.array([4.0, 9.0]))
+    f = qmf_features(np.array([0.5]), q.rows(np.array([0])), q.rows(np.array([1])), "seed9")
+    assert len(FEATURES_SEED) == 9 and f.shape == (1, 9)
+    std_e, std_t = 2.0 * np.std([0.6, -0.8]), 3.0 * np.std([1.0, 0.0])
+    np.testing.assert_allclose(f[0], [0.5, np.log(4), np.log(9), 2.8, 2.0, 3.0, 3.0, std_e, std_t])
+    assert assemble_config("", "LAP", None, {}).eval.qmf_features == "seed9"
+    from layersv.scoring.calibration import SEED_SWAP, fit_qmf
+
+    rng = np.random.default_rng(0)
+    feats, labels = rng.standard_normal((200, 9)), rng.integers(0, 2, 200)
+    feats[:, 0] += 2 * labels
+    cal = fit_qmf(feats, labels, names=FEATURES_SEED)  # fitted on both orders, scored as their mean
+    np.testing.assert_allclose(cal.llr(feats), cal.llr(feats[:, SEED_SWAP]))
+    e = assemble_config("", "LAP", None, {}).eval
+    assert (e.asnorm_topk, e.cohort_size, e.cohort_utts_per_speaker) == (600, 0, 0)  # LAP: whole training set

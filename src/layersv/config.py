@@ -140,6 +140,7 @@ class EvalConfig:
     cohort_utts_per_speaker: int = 0  # utterances embedded per cohort speaker; 0 = all (LAP)
     asnorm_topk: int = 600  # top-k cohort scores per side (LAP: 600)
     calibration_c: float = 1.0  # inverse L2 strength of the QMF logistic regression
+    qmf_features: str = "seed9"  # seed9 (LAP's 9 ordered features, L1 norms included) | minmax7 (symmetric)
     n_crops: int = 0  # 0 = full utterances; N = mean of N evenly spaced crops (ECAPA-style)
     crop_sec: float = 3.0  # crop length (s) when n_crops > 0
     embedding_cache: bool = True  # cache embeddings in run_dir/embeddings/<set>.npz

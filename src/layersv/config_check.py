@@ -46,6 +46,8 @@ def unread_keys(cfg: Config) -> list[str]:
     if cfg.model.model == "FinetuneWV2" and not (fr == "ssl" and cfg.frontend.cls_token):
         out.append("model FinetuneWV2 reads the CLS output of the encoder: it needs --frontend ssl --cls_token true "
                    "(or use FinetuneWV2-CLSHead, a CLS in a small transformer of the backend)")
+    if cfg.eval.qmf_features not in ("seed9", "minmax7"):
+        out.append(f"eval.qmf_features={cfg.eval.qmf_features!r}: valid feature sets are seed9, minmax7")
     if not cfg.data.speed_perturb and cfg.data.speed_prob != type(cfg.data)().speed_prob:
         out.append(f"data.speed_prob={cfg.data.speed_prob} is not read without speed_perturb factors")
     return out

@@ -122,6 +122,7 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
     """Fit the scoring state on training/validation data → (pipeline, validation stage scores or None)."""
     e = cfg.eval
     pipe = ScoringPipeline(mean=train_mean(embedder, ds, train_rows, infos, cfg), top_k=e.asnorm_topk,
+                           qmf_kind=e.qmf_features,
                            extraction={"n_crops": e.n_crops, "crop_sec": e.crop_sec,
                                        "max_sec": cfg.data.eval_max_sec})
     extra = {}
@@ -142,7 +143,10 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
         valid = pipe.uncalibrated(v_emb, vt)
         if e.score_calibrate:
             feats = pipe.features(v_emb, vt, valid[pipe.norm_stage], v_dur)
-            pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed)
+            from .scoring.calibration import FEATURE_SETS
+
+            pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed,
+                                      names=FEATURE_SETS[e.qmf_features])
             valid["qmf"] = pipe.calibrator.llr(feats)
         pipe.thresholds["eer_valid"] = {st: metrics.eer_threshold(s, vt.labels) for st, s in valid.items()}
         extra["valid_stages"] = stage_metrics(valid, vt.labels)
