@@ -398,3 +398,16 @@ def test_qmf_seed_features_are_the_seeds_nine_in_order():
     np.testing.assert_allclose(cal.llr(feats), cal.llr(feats[:, SEED_SWAP]))
     e = assemble_config("", "LAP", None, {}).eval
     assert (e.asnorm_topk, e.cohort_size, e.cohort_utts_per_speaker) == (600, 0, 0)  # LAP: whole training set
+
+
+def test_raw_waveform_switch_turns_off_the_checkpoints_normalisation():
+    from layersv.frontends import build_frontend
+
+    cfg = tiny_config("")
+    assert build_frontend(cfg.frontend).do_normalize  # the checkpoint's feature extractor normalises
+    cfg.frontend.raw_waveform = True
+    fr = build_frontend(cfg.frontend).eval()
+    assert not fr.do_normalize
+    wav, n = torch.randn(1, 4000), torch.tensor([4000])
+    ref = torch.stack(fr.encoder(wav, output_hidden_states=True).hidden_states, 1)  # the un-normalised input
+    torch.testing.assert_close(fr(wav, n)[0], ref[:, fr.layer_ids])
