@@ -24,7 +24,8 @@ SMALL = {
     "ECAPA-TDNN": dict(channels=16, embedding_dim=16, cat_dim=24),
     "SincNet": dict(conv_channels=8, fc_dim=16, fc_layers=2),
     "ExploreWV2": dict(),
-    "FinetuneWV2": dict(num_layers=1, num_heads=2, ffn_dim=16),
+    "FinetuneWV2": dict(),
+    "FinetuneWV2-CLSHead": dict(num_layers=1, num_heads=2, ffn_dim=16),
     "WavLM-RawNetX": dict(embedding_dim=16, raw_channels=16, raw_blocks=1),
 }
 L, D = 3, 16
@@ -180,7 +181,7 @@ def test_explore_and_finetune_use_one_hidden_state():
     ex = build_backend("ExploreWV2", L, D)
     torch.testing.assert_close(ex(hidden, lengths)[1], hidden[1, 1, :6].mean(0))
     assert ex.layer_weights().tolist() == [0.0, 1.0, 0.0]
-    ft = build_backend("FinetuneWV2", L, D, **SMALL["FinetuneWV2"]).eval()
+    ft = build_backend("FinetuneWV2-CLSHead", L, D, **SMALL["FinetuneWV2-CLSHead"]).eval()
     changed = hidden.clone()
     changed[:, 1:] += 5.0  # only hidden state 0 feeds the CLS transformer
     torch.testing.assert_close(ft(hidden, lengths), ft(changed, lengths))

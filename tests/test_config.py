@@ -43,7 +43,7 @@ def test_model_args_come_from_the_constructor_signature(tmp_path):
 
 def test_switching_head_drops_incompatible_args(tmp_path):
     cfg = assemble_config(str(tmp_path), "SUPERB", "quickstart", {"head": "softmax"})
-    assert cfg.head.head == "softmax" and cfg.head.args == {}
+    assert cfg.head.head == "softmax" and cfg.head.args == {"bias": True}
 
 
 def test_extends_and_round_trip(tmp_path):

@@ -262,3 +262,45 @@ def test_download_without_network_is_clear(tmp_path, monkeypatch):
         download("voxceleb", tmp_path)
     with pytest.raises(DatasetError, match="no downloader"):
         download("timit", tmp_path)
+
+
+def test_voxceleb2_only_selects_on_held_out_training_speakers(tmp_path):
+    src = tmp_path / "vox"
+    for part, ids in (("vox2_dev_aac", range(20101, 20107)), ("vox2_test_aac", range(20001, 20004))):
+        for i in ids:
+            for v in ("vidA", "vidB"):
+                for u in (1, 2):
+                    tone(src / part / f"id{i}" / v / f"{u:05d}.wav", 16000, 0.2, 50 + i % 100 * 7)
+    out = prepare_voxceleb(src, tmp_path / "data", n_trials=40, valid_speakers=2)
+    ds = open_dataset(out)
+    spk = lambda p: p.split("/")[1]  # noqa: E731  <part>/idNNNNN/<video>/<utt>.wav
+    valid = {spk(p) for p in ds.trials("valid").utterances}
+    test = {spk(p) for p in ds.trials("test").utterances}
+    train = {s for _, s in ds.train}
+    assert test == {"id20001", "id20002", "id20003"}  # VoxCeleb2-test is the test set
+    assert len(valid) == 2 and valid <= {f"id{i}" for i in range(20101, 20107)}  # held-out training speakers
+    assert not valid & test and not valid & train and not test & train
+    assert len(train) == 4
+
+
+def test_valid_and_test_that_coincide_are_refused(tmp_path):
+    from layersv.data.corpora.common import write_dataset
+    from layersv.data.folder import check_dataset
+
+    trials = [{"LABEL": 1, "SAMPLE1": "a/1.wav", "SAMPLE2": "a/2.wav"},
+              {"LABEL": 0, "SAMPLE1": "a/1.wav", "SAMPLE2": "b/1.wav"}]
+    with pytest.raises(DatasetError, match="share 3 utterance"):
+        write_dataset(tmp_path / "d", "x", tmp_path, 16000, [{"path": "c/1.wav", "speaker": "c"}], trials, trials)
+    # a hand-written folder is checked before a run starts
+    d = tmp_path / "hand"
+    d.mkdir()
+    for sp in ("a", "b", "c"):
+        for u in (1, 2):
+            tone(d / "audio" / sp / f"{u}.wav", 16000, 0.3)
+    (d / "data.yaml").write_text("name: hand\naudio_root: audio\nsample_rate: 16000\n")
+    (d / "train.csv").write_text("path,speaker\nc/1.wav,c\nc/2.wav,c\n")
+    text = "LABEL,SAMPLE1,SAMPLE2\n1,a/1.wav,a/2.wav\n0,a/1.wav,b/1.wav\n"
+    (d / "valid_trials.csv").write_text(text)
+    (d / "test_trials.csv").write_text(text)
+    with pytest.raises(DatasetError, match="selected on the test set"):
+        check_dataset(open_dataset(d))

@@ -28,9 +28,10 @@ def test_step_batches_partition_the_single_process_batch():
 
 def test_lr_schedules_shapes():
     assert lr_factor("constant", 5, 10) == 1.0
-    assert lr_factor("cosine", 0, 100, warmup=10) == pytest.approx(0.1)
+    assert lr_factor("cosine", 0, 100, warmup=10) == pytest.approx(0.0)  # warm-up starts at min_lr (0 here)
+    assert lr_factor("cosine", 5, 100, warmup=10) == pytest.approx(0.5)
     assert lr_factor("cosine", 10, 100, warmup=10) == pytest.approx(1.0)
-    assert lr_factor("cosine", 100, 100, warmup=10) == pytest.approx(0.0)
+    assert lr_factor("cosine", 99, 100, warmup=10) == pytest.approx(0.0)  # the last step is at min_lr
     # LAP: restarts every 20 steps, each peak decayed by 0.75
     assert lr_factor("cosine_restarts", 20, 100, cycle_steps=20, restart_decay=0.75) == pytest.approx(0.75)
     # ECAPA triangular2: peak 1 at the first half-cycle, 0.5 at the second
@@ -38,7 +39,8 @@ def test_lr_schedules_shapes():
     assert lr_factor("cyclic", 30, 100, cycle_steps=10) == pytest.approx(0.5)
     # tri-stage: hold at 1, end at 0.05
     assert lr_factor("tristage", 30, 100) == 1.0
-    assert lr_factor("tristage", 100, 100) == pytest.approx(0.05)
+    assert lr_factor("tristage", 99, 100, min_factor=0.1) == pytest.approx(0.1)  # the seed: 5e-6 -> 5e-5 -> 5e-6
+    assert lr_factor("tristage", 0, 100, min_factor=0.1) == pytest.approx(0.1)
     with pytest.raises(ValueError, match="valid"):
         lr_factor("nope", 1, 2)
 

@@ -33,7 +33,9 @@ layersv train "$DATA" Stats --frontend "$FRONTEND" --backbone_cfg "$ENC" --layer
   --mean_sub_utts 40 --out "$OUT/stats"
 
 # 5. a trained backend on the frozen encoder (SUPERB weighted sum -> ASTP -> AAM), from the cache
+#    (the cache holds clean hidden states: the recipe's waveform augmentation and speed classes are off)
 layersv train "$DATA" SUPERB --frontend "$FRONTEND" --backbone_cfg "$ENC" --frz_pretrain true --cache true \
+  --aug_prob 0 --speed_perturb "[]" \
   --nb_total_step 300 --nb_steps_eval 100 --batch_size 32 --mean_sub_utts 40 --out "$OUT/superb"
 
 # 6. evaluation (test trials; both runs already wrote report.json at the end of training).

@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's best model on test trials")
     e.add_argument("run")
     e.add_argument("--eval_data", default="", help="another dataset folder whose test trials to score")
+    e.add_argument("--trials", default="", metavar="NAME|FILE",
+                   help="score another trial list: NAME_trials.csv of the dataset folder (e.g. vox1_e, vox1_h) "
+                   "or a trial file; writes report_<name>.* and scores/<name>_*.csv next to the run's report")
     e.add_argument("--device", default="cpu")
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--score_normalize", action="store_true", help="add the AS-norm stage")
@@ -98,7 +101,8 @@ def cmd_eval(a) -> int:
     ov = {k: getattr(a, k) for k in ("n_crops", "crop_sec", "cohort", "cohort_size", "asnorm_topk")
           if getattr(a, k) is not None}
     ov.update({k: True for k in ("score_normalize", "score_calibrate", "score_plda") if getattr(a, k)})
-    r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress, overrides=ov)
+    r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress, overrides=ov,
+                     trials=a.trials)
     for st, m in r["stages"].items():
         cal = f"  Cllr {m['cllr']:.4f}  actDCF(0.01) {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
         print(f"{st:10s} EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}  minDCF(0.05) {m['min_dcf_0.05']:.4f}"

@@ -58,8 +58,18 @@ def assemble_config(data: str, model: str, config_file: str | None, overrides: d
                 new = overrides.pop(key)
                 if sec == "head" and new != d.get("head", {}).get("head"):
                     d["head"]["args"] = _compatible_args(get_head(new), d["head"].get("args") or {})
+                d = merge_configs(d, {sec: {sec: new}}) if sec == "frontend" else d
                 d.setdefault(sec, {})[sec] = new
-    return apply_overrides(from_dict(d, registries()), overrides)
+    switches = ("scheduler", "margin_schedule", "margin_ramp_steps", "margin_ramp_frac", "warmup_steps", "pct_start")
+    for sec, sel in (("train", k) for k in switches):  # drop the keys a switch leaves unread (merge_configs)
+        for key in (sel, f"{sec}.{sel}"):
+            if key in overrides:
+                d = merge_configs(d, {sec: {sel: overrides.pop(key)}})
+    from .config_check import check_unread
+
+    cfg = apply_overrides(from_dict(d, registries()), overrides)
+    check_unread(cfg)
+    return cfg
 
 
 def get_head(name: str):

@@ -46,7 +46,8 @@ class DataConfig:
     rir_list: str = ""  # folder or rir.csv from `layersv prepare rir`
     # kinds drawn uniformly (layersv.data.augment.KINDS): reverb, noise, music, babble (MUSAN / RIR corpus);
     # sim_reverb, colored_noise, speaker_babble, telephone (no corpus needed)
-    aug_kinds: list = field(default_factory=lambda: ["reverb", "noise", "music", "babble"])
+    # [auto]: reverb/noise/music/babble from the MUSAN/RIR lists given, corpus-free kinds otherwise
+    aug_kinds: list = field(default_factory=lambda: ["auto"])
     noise_snr: list = field(default_factory=lambda: [0.0, 15.0])  # dB range (low, high)
     music_snr: list = field(default_factory=lambda: [5.0, 15.0])
     babble_snr: list = field(default_factory=lambda: [13.0, 20.0])
@@ -73,11 +74,17 @@ class FrontendConfig:
     layers: list = field(default_factory=list)  # subset of hidden-state indices; [] = all
     grad_checkpointing: bool = False
     pad_30s: bool = False  # whisper: pad every clip to 30 s as the original (slow; default slices positions)
+    cls_token: bool = False  # ssl: prepend an all-ones CLS inside the encoder (FinetuneWV2's seed model)
+    raw_waveform: bool = False  # ssl: feed the raw waveform, no zero-mean/unit-variance (the seeds' input)
     n_mels: int = 80  # fbank / mfcc: mel filters
     n_mfcc: int = 24  # mfcc: cepstral coefficients (24 or 80 in the seeds)
+    mfcc_db: bool = False  # mfcc: log-mels in dB (10·log10) before the DCT (X-vector seed); false = ln
+    feat_norm: str = "mean"  # fbank / mfcc: mean | cmvn (mean+variance) | l2 (per-frame L2) | none
     spec_augment: bool = False  # fbank / mfcc: SpecAugment time/frequency masks while training
-    time_mask: int = 10  # max width of each of the 2 time masks (frames)
-    freq_mask: int = 8  # max width of each of the 2 frequency masks (bins)
+    time_mask: int = 10  # max width of each time mask (frames)
+    freq_mask: int = 8  # max width of each frequency mask (bins)
+    n_time_masks: int = 2  # time masks per item (ECAPA's FbankAug: 1)
+    n_freq_masks: int = 2  # frequency masks per item (ECAPA's FbankAug: 1)
     sinc_filters: int = 80  # sincnet: band-pass filters
     sinc_kernel: int = 251  # sincnet: taps (odd)
     sinc_pool: int = 3  # sincnet: max-pool size = frame stride (samples)
@@ -109,9 +116,11 @@ class TrainConfig:
     lr: float = 3e-3  # peak lr of backend + head
     backbone_lr: float = 1e-4  # peak lr of the encoder when it trains
     weight_decay: float = 0.0
+    head_weight_decay: float = -1.0  # weight decay of the head (ECAPA seed: 2e-4); < 0 = weight_decay
     scheduler: str = "onecycle"  # onecycle | cosine | cosine_restarts | cyclic | tristage | constant
-    pct_start: float = 0.1  # onecycle warm-up fraction
-    warmup_steps: int = 0  # cosine / cosine_restarts linear warm-up
+    pct_start: float = 0.1  # onecycle / cosine warm-up fraction of the steps (cosine: when warmup_steps = 0)
+    anneal_strategy: str = "cos"  # onecycle annealing: cos | linear (ExploreWV2)
+    warmup_steps: int = 0  # cosine / cosine_restarts linear warm-up from min_lr (steps)
     cycle_steps: int = 0  # cosine_restarts period / cyclic half-period (0 = automatic)
     cycle_mult: float = 1.0
     restart_decay: float = 1.0
@@ -126,6 +135,7 @@ class TrainConfig:
     margin_start: float = 0.0
     margin_ramp_begin: int = 0  # step where the ramp starts
     margin_ramp_steps: int = 0  # ramp length (steps); the head's margin is reached at the end
+    margin_ramp_frac: float = 0.0  # ramp length as a fraction of the total steps (LAP: 20 of 40 epochs = 0.5)
     init_from: str = ""  # run dir or checkpoint to initialise from (phases)
     skiptest: bool = False
     eval_test_each_cycle: bool = False
@@ -138,11 +148,12 @@ class EvalConfig:
     score_calibrate: bool = False
     mean_sub_utts: int = 2000  # training utterances used for the mean-subtraction mean
     cohort: str = "auto"  # AS-norm cohort: auto (cohort.csv if present, else train) | train | cohort_csv
-    cohort_size: int = 5000  # max cohort entries (speaker mean embeddings); 0 = all speakers
-    cohort_utts_per_speaker: int = 10  # utterances embedded per cohort speaker
-    asnorm_topk: int = 300  # top-k cohort scores per side
+    cohort_size: int = 0  # max cohort speakers (speaker mean embeddings); 0 = all (LAP: whole training set)
+    cohort_utts_per_speaker: int = 0  # utterances embedded per cohort speaker; 0 = all (LAP)
+    asnorm_topk: int = 600  # top-k cohort scores per side (LAP: 600)
     calibration_c: float = 1.0  # inverse L2 strength of the QMF logistic regression
     feature_cache: bool = True  # frozen encoder: embed from its `layersv cache` when that holds the files
+    qmf_features: str = "seed9"  # seed9 (LAP's 9 ordered features, L1 norms included) | minmax7 (symmetric)
     n_crops: int = 0  # 0 = full utterances; N = mean of N evenly spaced crops (ECAPA-style)
     crop_sec: float = 3.0  # crop length (s) when n_crops > 0
     embedding_cache: bool = True  # cache embeddings in run_dir/embeddings/<set>.npz
@@ -167,6 +178,37 @@ class Config:
 
 
 SECTIONS = ("data", "frontend", "model", "head", "train", "eval")
+
+# ----------------------------------------------------------------------------- component-specific keys
+# Which keys each chosen component reads (used to reject unread keys, layersv.config_check, and to
+# drop a lower file's keys when an upper file or the command line switches the component).
+SCHEDULE_KEYS = ("pct_start", "anneal_strategy", "warmup_steps", "cycle_steps", "cycle_mult", "restart_decay",
+                 "min_lr")
+SCHEDULER_KEYS: dict[str, tuple[str, ...]] = {  # the train.* schedule keys each scheduler reads (optim.py)
+    "onecycle": ("pct_start", "anneal_strategy"),
+    "cosine": ("pct_start", "warmup_steps", "min_lr"),
+    "cosine_restarts": ("warmup_steps", "cycle_steps", "cycle_mult", "restart_decay", "min_lr"),
+    "cyclic": ("cycle_steps", "min_lr"),
+    "tristage": ("min_lr",),
+    "constant": (),
+}
+MARGIN_KEYS = ("margin_start", "margin_ramp_begin", "margin_ramp_steps", "margin_ramp_frac")
+SPECAUG_KEYS = ("time_mask", "freq_mask", "n_time_masks", "n_freq_masks")
+_SPECTRAL = ("n_mels", "feat_norm", "spec_augment") + SPECAUG_KEYS
+FRONTEND_KEYS: dict[str, tuple[str, ...]] = {  # frontend-specific keys each frontend reads
+    "ssl": ("raw_waveform", "cls_token"),
+    "whisper": ("pad_30s",),
+    "fbank": _SPECTRAL,
+    "mfcc": _SPECTRAL + ("n_mfcc", "mfcc_db"),
+    "sincnet": ("sinc_filters", "sinc_kernel", "sinc_pool"),
+}
+ALL_FRONTEND_KEYS = tuple(dict.fromkeys(k for ks in FRONTEND_KEYS.values() for k in ks))
+COMPONENT_SWITCHES: tuple[tuple[str, str, Callable[[Any], set]], ...] = (
+    ("train", "scheduler", lambda v: set(SCHEDULE_KEYS) - set(SCHEDULER_KEYS.get(v, SCHEDULE_KEYS))),
+    ("train", "margin_schedule", lambda v: set(MARGIN_KEYS) if v == "none" else set()),
+    ("frontend", "frontend", lambda v: set(ALL_FRONTEND_KEYS) - set(FRONTEND_KEYS.get(v, ALL_FRONTEND_KEYS))),
+)
+ALTERNATIVES = (("train", "margin_ramp_steps", "margin_ramp_frac"), ("train", "warmup_steps", "pct_start"))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -290,12 +332,25 @@ def load_yaml_with_extends(path: str | os.PathLike, _seen: tuple = ()) -> dict:
 def merge_configs(low: dict, upper: dict) -> dict:
     """``deep_merge`` of two config dicts, except that a section whose registry name changes
     (``head.head``, ``model.model``) does not inherit the lower file's ``args`` (they belong to
-    another class)."""
+    another class), and a switched component (``train.scheduler``, ``train.margin_schedule``,
+    ``frontend.frontend``) does not inherit the lower file's keys that the new one does not read."""
     low = dict(low)
     for sec in ("head", "model"):
         lo, up = low.get(sec), upper.get(sec)
         if isinstance(lo, dict) and isinstance(up, dict) and sec in up and sec in lo and up[sec] != lo[sec]:
             low[sec] = {k: v for k, v in lo.items() if k != "args"}
+    for sec, sel, unread in COMPONENT_SWITCHES:
+        lo, up = low.get(sec), upper.get(sec)
+        if isinstance(lo, dict) and isinstance(up, dict) and sel in up and up[sel] != lo.get(sel):
+            drop = unread(up[sel])
+            low[sec] = {k: v for k, v in lo.items() if k not in drop}
+    for sec, a, b in ALTERNATIVES:  # setting one of two alternative keys drops the lower file's other one
+        lo, up = low.get(sec), upper.get(sec)
+        if isinstance(lo, dict) and isinstance(up, dict):
+            for mine, other in ((a, b), (b, a)):
+                if mine in up and other not in up:
+                    lo = {k: v for k, v in lo.items() if k != other}
+            low[sec] = lo
     return deep_merge(low, upper)
 
 

@@ -163,6 +163,7 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
     """Fit the scoring state on training/validation data → (pipeline, validation stage scores or None)."""
     e = cfg.eval
     pipe = ScoringPipeline(mean=train_mean(embedder, ds, train_rows, infos, cfg), top_k=e.asnorm_topk,
+                           qmf_kind=e.qmf_features,
                            extraction={"n_crops": e.n_crops, "crop_sec": e.crop_sec,
                                        "max_sec": cfg.data.eval_max_sec})
     extra = {}
@@ -183,7 +184,10 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
         valid = pipe.uncalibrated(v_emb, vt)
         if e.score_calibrate:
             feats = pipe.features(v_emb, vt, valid[pipe.norm_stage], v_dur)
-            pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed)
+            from .scoring.calibration import FEATURE_SETS
+
+            pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed,
+                                      names=FEATURE_SETS[e.qmf_features])
             valid["qmf"] = pipe.calibrator.llr(feats)
         pipe.thresholds["eer_valid"] = {st: metrics.eer_threshold(s, vt.labels) for st, s in valid.items()}
         extra["valid_stages"] = stage_metrics(valid, vt.labels)
@@ -194,15 +198,46 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
     return pipe, extra
 
 
+def resolve_trials(ds: DatasetFolder, spec: str):
+    """``--trials NAME|FILE`` → (name, Trials): a trial file of the dataset folder (``<NAME>_trials.csv``
+    or ``.txt``; ``vox1_e``, ``test``, …) or a path to any trial file whose paths are relative to the
+    dataset's audio root."""
+    from .data.folder import read_trials
+
+    p = Path(spec).expanduser()
+    if p.is_file():
+        name = re.sub(r"_trials$", "", re.sub(r"[^\w.-]", "_", p.stem))
+        return name, read_trials(p)
+    name = re.sub(r"_trials(\.csv|\.txt)?$", "", spec)
+    if ds.has_trials(name):
+        return name, ds.trials(name)
+    have = sorted({re.sub(r"_trials$", "", f.stem) for f in ds.root.glob("*_trials.*") if f.suffix in (".csv", ".txt")})
+    raise FileNotFoundError(f"--trials {spec!r}: neither a file nor a trial list of {ds.root} "
+                            f"(available: {', '.join(have) or 'none'})")
+
+
 def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, train_rows, eval_ds=None,
-                   split: str = "test", device: str = "cpu", progress: bool = True, log=None) -> dict:
-    """Score ``split`` trials of ``eval_ds`` (default: the training dataset) with the run's best model."""
+                   split: str = "test", device: str = "cpu", progress: bool = True, log=None,
+                   trials_spec: str = "") -> dict:
+    """Score ``split`` trials of ``eval_ds`` (default: the training dataset) with the run's best model.
+
+    ``trials_spec`` (``layersv eval --trials NAME|FILE``) scores that trial list instead; its report is
+    written next to the others (report_<name>.json/.md, scores/<name>_<stage>.csv), never over them,
+    and the stored scoring state (scoring.npz, calibration.json) is left as it is."""
     log = log or _log
     run_dir = Path(run_dir)
     eval_ds = eval_ds or ds
     embedder = _Embedder(run_dir, cfg, device, progress)
-    trials = eval_ds.trials(split)
-    ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,), include_train=False)
+    named = ""
+    if trials_spec:
+        named, trials = resolve_trials(eval_ds, trials_spec)
+        split = named
+        ev_infos, bad = probe_files(eval_ds, trials.utterances)
+        if bad:
+            raise ValueError(f"{trials.source}: {len(bad)} problem(s): " + "; ".join(bad[:5]))
+    else:
+        trials = eval_ds.trials(split)
+        ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,), include_train=False)
     emb, durs = embedder(f"{eval_ds.name}_{split}", eval_ds, trials.utterances, ev_infos)
     pipe, extra = fit_scoring(embedder, cfg, ds, infos, train_rows, log)
     stages = pipe.score(emb, trials, durs)
@@ -213,8 +248,9 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
 
     best = torch.load(run_dir / "model_best.pt", map_location="cpu", weights_only=False)
     ops = {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds}
-    pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
-                                                                     if k != "valid_stages"}})
+    if not named:
+        pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
+                                                                         if k != "valid_stages"}})
     report = {
         "dataset": eval_ds.name, "split": split, "trials": int(len(trials)), "targets": int(trials.labels.sum()),
         "stages": stage_metrics(stages, trials.labels),
@@ -225,7 +261,10 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     }
     if "valid_stages" in extra:
         report["valid_stages"] = extra["valid_stages"]
-    write_report(run_dir, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})")
+    if named:
+        report["trials_file"] = trials.source
+    write_report(run_dir, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})",
+                 name=tag if named else "")
     for st, m in report["stages"].items():
         cal = f" | Cllr {m['cllr']:.4f} actDCF0.01 {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
         log.info(f"{split} [{st}] EER {m['eer']:.2f} % | minDCF0.01 {m['min_dcf_0.01']:.4f} | "
@@ -234,10 +273,12 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
 
 
 def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", progress: bool = True,
-                 overrides: dict | None = None) -> dict:
+                 overrides: dict | None = None, trials: str = "") -> dict:
     """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with model_best.pt.
 
     ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, …).
+    ``trials``: ``--trials NAME|FILE``, another trial list of that dataset folder (``vox1_e``) or a
+    trial file; written as report_<name>.* next to the run's own report.
     """
     from .cli_support import registries
     from .utils import setup_run_logger
@@ -252,10 +293,10 @@ def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", 
     ds = open_dataset(cfg.data.data_dir)
     eval_ds = open_dataset(eval_data, need_train=False) if eval_data else None
     splits = tuple(s for s in ("valid", "test") if (s == "valid" and ds.has_trials("valid")) or
-                   (s == "test" and eval_ds is None))
+                   (s == "test" and eval_ds is None and not trials))
     infos = check_dataset(ds, splits, include_train=False)
     return evaluate_split(run_dir, cfg, ds, infos, ds.train, eval_ds=eval_ds, device=device, progress=progress,
-                          log=log)
+                          log=log, trials_spec=trials)
 
 
 __all__ = ["evaluate_split", "evaluate_run", "fit_scoring", "train_mean"]

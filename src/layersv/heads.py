@@ -39,11 +39,11 @@ def arc_target(cos: torch.Tensor, m: float, easy_margin: bool = False) -> torch.
 
 
 class SoftmaxHead(nn.Module):
-    """Linear classifier + cross-entropy."""
+    """Linear classifier + cross-entropy (``bias=False``: the X-vector seed's bias-free classifier)."""
 
-    def __init__(self, embedding_dim: int, num_classes: int):
+    def __init__(self, embedding_dim: int, num_classes: int, bias: bool = True):
         super().__init__()
-        self.fc = nn.Linear(embedding_dim, num_classes)
+        self.fc = nn.Linear(embedding_dim, num_classes, bias=bias)
         self.margin = 0.0
         self.scale = 1.0
 
@@ -106,7 +106,8 @@ class AAMSoftmaxHead(_CosineHead):
 class MultiHeadAAMHead(nn.Module):
     """UniPool's multi-head AAM-softmax: ``heads`` ArcFace classifiers on E/heads-sized sub-vectors.
 
-    Weight ``(heads, E/heads, C)`` Xavier.  Loss = mean over heads of the cross-entropy; the
+    Weight ``(heads, E/heads, C)``, Xavier-uniform over the whole 3-D tensor as the seed
+    (bound √(6 / (C·(E/h + h)))).  Loss = mean over heads of the cross-entropy; the
     returned logits are the mean over heads.  ``heads=1`` is plain ArcFace (same logits as ``aam``).
     """
 
@@ -117,8 +118,7 @@ class MultiHeadAAMHead(nn.Module):
             raise ValueError(f"embedding_dim {embedding_dim} is not divisible by heads {heads}")
         self.heads = heads
         self.weight = nn.Parameter(torch.empty(heads, embedding_dim // heads, num_classes))
-        for h in range(heads):
-            nn.init.xavier_uniform_(self.weight.data[h])
+        nn.init.xavier_uniform_(self.weight)  # the seed's 3-D Xavier: fan_in = E/h·C, fan_out = h·C
         self.margin, self.scale, self.easy_margin = float(margin), float(scale), easy_margin
 
     def cosine(self, emb: torch.Tensor) -> torch.Tensor:
@@ -144,6 +144,8 @@ class SubCenterAAMHead(nn.Module):
     ArcFace logit; the ``topk`` non-target classes with the highest cosine get cos(θ − m') =
     cos θ·cos m' + sin θ·sin m' (harder negatives), m' = ``topk_margin`` · margin / initial margin
     (so it follows a margin schedule; 0 when margin ≤ 0.001); the rest keep cos θ; all × scale.
+    Weight ``(K, C, E)``, initialised as the seed's Xavier on its ``(K, E, C)`` tensor
+    (bound √(6 / (C·(E + K))), about 14× smaller than a per-class 2-D Xavier for C = 17,982).
     Fix of the seed: sin θ is computed with a clamped square root (the seed could produce NaN).
     """
 
@@ -152,8 +154,9 @@ class SubCenterAAMHead(nn.Module):
         super().__init__()
         self.subcenters, self.topk, self.topk_margin = subcenters, topk, float(topk_margin)
         self.weight = nn.Parameter(torch.empty(subcenters, num_classes, embedding_dim))
-        for k in range(subcenters):
-            nn.init.xavier_uniform_(self.weight.data[k])
+        # the seed's Xavier on its (K, E, C) weight: fan_in = E·C, fan_out = K·C
+        bound = math.sqrt(6.0 / (embedding_dim * num_classes + subcenters * num_classes))
+        nn.init.uniform_(self.weight, -bound, bound)
         self.margin, self.scale, self.easy_margin = float(margin), float(scale), easy_margin
         self.initial_margin = float(margin)
 
@@ -207,11 +210,13 @@ class MarginSchedule:
     """Ramp a head's margin from ``start`` to ``end`` between steps ``begin`` and ``begin + steps``.
 
     ``kind``: ``linear``, ``log`` (fast at first: log1p(9x)/log 10), ``exp`` (slow at first:
-    (10^x − 1)/9), ``lap-log`` (the LAP seed's curve: log(linspace(0.005, 1)) min-max rescaled) or
-    ``none`` (``end`` throughout).  ``from_epochs`` builds the same ramp counted in epochs.
+    (10^x − 1)/9), ``lap-log`` (the LAP seed's curve: log(linspace(0.005, 1)) min-max rescaled),
+    ``cos`` (half-cosine ease-in-out (1 − cos πx)/2; the LAP seed offers a "cos" curve, off by default,
+    whose formula seeds-spec does not give) or ``none`` (``end`` throughout).  ``from_epochs`` builds
+    the same ramp counted in epochs.
     """
 
-    KINDS = ("none", "linear", "log", "exp", "lap-log")
+    KINDS = ("none", "linear", "log", "exp", "lap-log", "cos")
 
     @classmethod
     def from_epochs(cls, end: float, start: float = 0.0, begin_epoch: int = 0, epochs: int = 0,
@@ -240,4 +245,6 @@ class MarginSchedule:
             x = (10**x - 1) / 9
         elif self.kind == "lap-log":
             x = 1.0 - math.log(0.005 + 0.995 * x) / math.log(0.005)
+        elif self.kind == "cos":
+            x = 0.5 * (1.0 - math.cos(math.pi * x))
         return self.start + (self.end - self.start) * x

@@ -21,12 +21,13 @@ NOTES = {
     "LAP": "spec 2.31 M is WavLM-Large (25 x 1024)",
     "SUPERB": "spec 2.50 M is WavLM-Large",
     "MHFA": "spec 2.37 M is WavLM-Large (SUPERB keys/values)",
-    "X-vector": "on 768-d input; 24 MFCC: 4.47 M",
-    "ECAPA-TDNN": "C=512 on 768-d input; 80 fbank: 6.98 M",
-    "SincNet": "on 768-d input",
+    "X-vector": "on 768-d input; 24 MFCC: 4.48 M (seed tail BN6-ReLU-Linear-ReLU-BN7)",
+    "ECAPA-TDNN": "C=512 on 768-d input; 80 MFCC: 6.98 M",
+    "SincNet": "on 768-d input; 80 sinc filters: 8.57 M",
     "WavLM-RawNetX": "raw-waveform branch + fusion",
     "ExploreWV2": "no parameters (mean of hidden state 1)",
-    "FinetuneWV2": "2-layer CLS transformer",
+    "FinetuneWV2": "no parameters (CLS inside the encoder: --cls_token)",
+    "FinetuneWV2-CLSHead": "2-layer CLS transformer",
 }
 
 
@@ -35,13 +36,13 @@ def model_table(in_layers: int = BASE_LAYERS, in_dim: int = BASE_DIM) -> str:
     from .utils import count_parameters
 
     spec = SPEC_COUNTS.get((in_layers, in_dim), {})
-    rows = [f"{'model':<16} {'params (M)':>10} {'spec (M)':>9}   (input: {in_layers} hidden states × {in_dim})"]
+    rows = [f"{'model':<20} {'params (M)':>10} {'spec (M)':>9}   (input: {in_layers} hidden states × {in_dim})"]
     for name, cls in sorted(BACKENDS.items()):
         try:
             n = count_parameters(cls(in_layers=in_layers, in_dim=in_dim)) / 1e6
             s = f"{spec[name] / 1e6:.2f}" if name in spec else "-"
             note = NOTES.get(name, "") if (in_layers, in_dim) == (BASE_LAYERS, BASE_DIM) else ""
-            rows.append(f"{name:<16} {n:>10.3f} {s:>9}   {note}".rstrip())
+            rows.append(f"{name:<20} {n:>10.3f} {s:>9}   {note}".rstrip())
         except Exception as e:  # a backend whose constructor rejects this input size
-            rows.append(f"{name:<16} {'n/a':>10}   ({e})")
+            rows.append(f"{name:<20} {'n/a':>10}   ({e})")
     return "\n".join(rows)

@@ -52,10 +52,13 @@ def markdown_table(report: dict) -> str:
 
 
 def write_report(run_dir: str | Path, report: dict[str, Any], stage_scores: dict[str, np.ndarray],
-                 labels: np.ndarray, title: str = "") -> None:
-    """Write report.json, report.md and det.png into ``run_dir``."""
+                 labels: np.ndarray, title: str = "", name: str = "") -> None:
+    """Write report.json, report.md, det.png and score_hist.png into ``run_dir``; with ``name``
+    (``layersv eval --trials NAME``) report_<name>.json/.md, det_<name>.png, score_hist_<name>.png
+    beside them, never over them."""
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / "report.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
+    sfx = f"_{name}" if name else ""
+    atomic_write_text(run_dir / f"report{sfx}.json", json.dumps(report, indent=2, sort_keys=False) + "\n")
     lines = [f"# {title or 'layersv report'}", "",
              f"Dataset: `{report['dataset']}` — {report['trials']} trials, {report['targets']} targets.", "",
              markdown_table(report), ""]
@@ -70,10 +73,10 @@ def write_report(run_dir: str | Path, report: dict[str, Any], stage_scores: dict
             lines.append(f"- EER threshold of `{st}` on validation: {t:.4f}")
         for p, t in (ops.get("bayes_llr") or {}).items():
             lines.append(f"- Bayes threshold of the calibrated LLR at p_target {p}: {t:.4f}")
-    lines += ["", "![DET curves](det.png)", "", "![Score histograms](score_hist.png)", ""]
-    atomic_write_text(run_dir / "report.md", "\n".join(lines))
-    plot_det(run_dir / "det.png", stage_scores, labels, title or report["dataset"])
-    plot_score_hist(run_dir / "score_hist.png", stage_scores, labels, title or report["dataset"])
+    lines += ["", f"![DET curves](det{sfx}.png)", "", f"![Score histograms](score_hist{sfx}.png)", ""]
+    atomic_write_text(run_dir / f"report{sfx}.md", "\n".join(lines))
+    plot_det(run_dir / f"det{sfx}.png", stage_scores, labels, title or report["dataset"])
+    plot_score_hist(run_dir / f"score_hist{sfx}.png", stage_scores, labels, title or report["dataset"])
 
 
 def plot_score_hist(path: str | Path, stage_scores: dict[str, np.ndarray], labels: np.ndarray,

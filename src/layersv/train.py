@@ -216,18 +216,75 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_text(run_dir / "metrics.csv", buf.getvalue())
 
 
+def carry_head_state(head: nn.Module, state: dict) -> tuple[list[str], list[str]]:
+    """Load a previous phase's head into ``head``, keeping the rows of the original speakers.
+
+    Classes are indexed ``speaker + num_speakers · (i + 1)`` for speed factor ``i`` (data/dataset.py), so
+    the first ``C`` rows along the class axis are the original speakers.  A tensor whose class axis holds
+    ``k · C`` rows (phase 1 with speed classes, phase 2 without) is cut to its first ``C`` rows; one with
+    fewer rows than ``C`` (speed classes added later) fills the first rows and keeps the fresh init for
+    the rest.  Returns (loaded names, skipped names with the reason).
+    """
+    own = head.state_dict()
+    loaded, skipped = [], []
+    with torch.no_grad():
+        for name, new in own.items():
+            old = state.get(name)
+            if old is None:
+                skipped.append(f"{name} (absent)")
+                continue
+            if old.shape == new.shape:
+                new.copy_(old)
+                loaded.append(name)
+                continue
+            diff = [d for d in range(new.dim()) if old.dim() == new.dim() and old.shape[d] != new.shape[d]]
+            if len(diff) != 1:
+                skipped.append(f"{name} (shape {tuple(old.shape)} vs {tuple(new.shape)})")
+                continue
+            d = diff[0]
+            a, b = old.shape[d], new.shape[d]
+            if a > b and a % b == 0:  # keep the original speakers' rows
+                new.copy_(old.narrow(d, 0, b))
+            elif b > a and b % a == 0:
+                new.narrow(d, 0, a).copy_(old)
+            else:
+                skipped.append(f"{name} ({a} vs {b} classes: not a multiple)")
+                continue
+            loaded.append(name)
+    return loaded, skipped
+
+
 def init_from(model: SpeakerEncoder, head, path: str, log) -> None:
-    """Initialise from a previous phase (run folder → its model_best.pt), and its head if shapes match."""
+    """Initialise from a previous phase (run folder → its model_best.pt), and its head (see
+    :func:`carry_head_state`: speed-perturbation classes are dropped or added around the original rows)."""
     ckpt = read_checkpoint(path)
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     log.info(f"init_from {path}: {len(missing)} missing and {len(unexpected)} unexpected weights")
     hs = ckpt.get("head_state")
     if hs is not None:
-        try:
-            head.load_state_dict(hs)
-            log.info("init_from: head loaded")
-        except RuntimeError as e:
-            log.info(f"init_from: head not loaded ({str(e).splitlines()[0]})")
+        loaded, skipped = carry_head_state(head, hs)
+        if skipped:
+            log.info(f"init_from: head partly loaded; kept the fresh init of {', '.join(skipped)}")
+        else:
+            log.info(f"init_from: head loaded ({len(loaded)} tensors)")
+
+
+def margin_ramp_length(t, total: int, log=None) -> int:
+    """Steps of the margin ramp: ``margin_ramp_steps``, or ``margin_ramp_frac`` × ``total``; clamped so the
+    ramp ends by the last step (a 1,500-step run with a 42,600-step ramp would train at margin ≈ 0.04)."""
+    if t.margin_ramp_steps > 0 and t.margin_ramp_frac > 0:
+        raise ValueError("margin ramp: set margin_ramp_steps (steps) or margin_ramp_frac (fraction of "
+                         "nb_total_step), not both")
+    if not 0.0 <= t.margin_ramp_frac <= 1.0:
+        raise ValueError(f"margin_ramp_frac must be in [0, 1], got {t.margin_ramp_frac}")
+    ramp = t.margin_ramp_steps if t.margin_ramp_steps > 0 else int(round(t.margin_ramp_frac * total))
+    room = max(0, total - t.margin_ramp_begin)
+    if ramp > room:
+        if log is not None:
+            log.info(f"margin ramp of {ramp} steps from step {t.margin_ramp_begin} ends after the last step "
+                     f"{total}: clamped to {room} steps so the target margin is reached")
+        ramp = room
+    return ramp
 
 
 def _training_rows(cfg: Config, ds: DatasetFolder) -> list[tuple[str, str]]:
@@ -257,6 +314,9 @@ def _check_batch(cfg: Config) -> None:
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
     """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
+    from .config_check import check_unread
+
+    check_unread(cfg)
     if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
         from .stats_train import fit_stats
 
@@ -292,7 +352,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
              f"(trainable {count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
              f"head {count_parameters(head)}")
     total, per_cycle = effective_schedule(cfg)
-    opt = build_optimizer(cfg.train.optimizer, param_groups(model, head, cfg.train.lr, cfg.train.backbone_lr),
+    opt = build_optimizer(cfg.train.optimizer, param_groups(model, head, cfg.train.lr, cfg.train.backbone_lr,
+                                                            cfg.train.head_weight_decay),
                           cfg.train.lr, cfg.train.weight_decay)
     sched = build_scheduler(cfg.train, opt, total)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.startswith("cuda"))
@@ -320,8 +381,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     margin_fn = None
     if cfg.train.margin_schedule != "none" and hasattr(head, "margin"):
         t = cfg.train
-        margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, t.margin_ramp_steps,
-                                   t.margin_schedule)
+        ramp = margin_ramp_length(t, total, log)
+        margin_fn = MarginSchedule(float(head.margin), t.margin_start, t.margin_ramp_begin, ramp, t.margin_schedule)
     talkers = [(str(ds.abspath(p)), spk_index[s]) for p, s in train_rows]  # speaker_babble material
     augmenter = build_augmenter(cfg.data, model.sample_rate, talkers, progress=progress, log=log)
     if augmenter is not None:

@@ -25,7 +25,7 @@ from .sincnet import SincNet
 from .stats import Stats
 from .superb import SUPERB
 from .unipool import UniPool
-from .wav2vec2_baselines import ExploreWV2, FinetuneWV2
+from .wav2vec2_baselines import ExploreWV2, FinetuneWV2, FinetuneWV2CLSHead
 from .xvector import XVector
 
 BACKENDS: dict[str, type[nn.Module]] = {
@@ -40,6 +40,7 @@ BACKENDS: dict[str, type[nn.Module]] = {
     "SincNet": SincNet,
     "ExploreWV2": ExploreWV2,
     "FinetuneWV2": FinetuneWV2,
+    "FinetuneWV2-CLSHead": FinetuneWV2CLSHead,
     "WavLM-RawNetX": WavLMRawNetX,
     "Stats": Stats,
 }
@@ -52,4 +53,6 @@ def get_backend_class(name: str) -> type[nn.Module]:
 
 
 def build_backend(name: str, in_layers: int, in_dim: int, **args: Any) -> nn.Module:
+    if name == "FinetuneWV2" and "num_layers" in args:  # a checkpoint of the earlier FinetuneWV2 (now -CLSHead)
+        name = "FinetuneWV2-CLSHead"
     return get_backend_class(name)(in_layers=in_layers, in_dim=in_dim, **args)

@@ -13,7 +13,10 @@ Two branches fused into one 256-d embedding:
   → Linear 256→256 → ReLU.
 * fusion: concat (D + 256) → Linear → 256.
 
-**Fix of the seed**: the seed ended the embedding with a ReLU (non-negative vectors, which wastes
+**Fixes of the seed**: the seed's SincConv is not the textbook band-pass: its cut-offs are doubled
+(``2·f`` where the textbook has ``f``) and its centre tap is 0 (the 0/0 of sin(x)/x set to zero
+instead of its limit); layersv uses the textbook filter (``seed_sinc=True`` reproduces the seed's).
+The seed ended the embedding with a ReLU (non-negative vectors, which wastes
 half of the cosine space); here the fused Linear output is the embedding.  ``seed_final_relu=True``
 reproduces the seed.
 
@@ -35,8 +38,9 @@ class RawSincConv(nn.Module):
     """Learnable band-pass sinc filters (Ravanelli & Bengio 2018), RawNetX variant: ``(B, S)`` → ``(B, C, S)``."""
 
     def __init__(self, channels: int = 128, kernel: int = 251, sample_rate: int = 16000, min_low: float = 50.0,
-                 min_band: float = 50.0, low: float = 30.0, high: float = 7900.0):
+                 min_band: float = 50.0, low: float = 30.0, high: float = 7900.0, seed_sinc: bool = False):
         super().__init__()
+        self.seed_sinc = seed_sinc
         self.kernel, self.sample_rate, self.min_low, self.min_band = kernel, sample_rate, min_low, min_band
         self.low_hz = nn.Parameter(torch.linspace(low, high, channels)[:, None])
         self.band_hz = nn.Parameter(torch.full((channels, 1), (high - low) / channels))
@@ -47,7 +51,11 @@ class RawSincConv(nn.Module):
     def filters(self) -> torch.Tensor:
         low = self.min_low + self.low_hz.abs()
         high = (low + self.min_band + self.band_hz.abs()).clamp(max=self.sample_rate / 2)
+        if self.seed_sinc:  # the seed: doubled cut-offs, zero centre tap
+            high, low = 2 * high, 2 * low
         bp = 2 * high * torch.sinc(2 * high * self.n) - 2 * low * torch.sinc(2 * low * self.n)
+        if self.seed_sinc:
+            bp = bp * (self.n != 0)
         return (bp / (2 * (high - low))) * self.window  # unit gain at the band centre (approximately)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
@@ -86,9 +94,10 @@ class RawResBlock(nn.Module):
 class RawNetX(nn.Module):
     """Raw-waveform branch: ``wav (B, S)``, ``wav_lengths (B,)`` → ``(B, 256)``."""
 
-    def __init__(self, channels: int = 128, blocks: int = 4, sample_rate: int = 16000, out_dim: int = 256):
+    def __init__(self, channels: int = 128, blocks: int = 4, sample_rate: int = 16000, out_dim: int = 256,
+                 seed_sinc: bool = False):
         super().__init__()
-        self.sinc = RawSincConv(channels, sample_rate=sample_rate)
+        self.sinc = RawSincConv(channels, sample_rate=sample_rate, seed_sinc=seed_sinc)
         self.norm = MaskedInstanceNorm(channels)
         self.blocks = nn.ModuleList(RawResBlock(channels) for _ in range(blocks))
         self.att = nn.Sequential(nn.Conv1d(channels, channels, 1), nn.Tanh(), nn.Conv1d(channels, 1, 1))
@@ -108,16 +117,17 @@ class RawNetX(nn.Module):
 
 class WavLMRawNetX(nn.Module):
     """Args: ``embedding_dim`` (256), ``raw_channels`` (128), ``raw_blocks`` (4), ``sample_rate`` of the
-    waveform (16000), ``layer_sum`` (weighted sum instead of the last layer), ``seed_final_relu``."""
+    waveform (16000), ``layer_sum`` (weighted sum instead of the last layer), ``seed_final_relu``,
+    ``seed_sinc`` (the seed's SincConv: doubled cut-offs, zero centre tap)."""
 
     needs_waveform = True
 
     def __init__(self, in_layers: int, in_dim: int, embedding_dim: int = 256, raw_channels: int = 128,
                  raw_blocks: int = 4, sample_rate: int = 16000, layer_sum: bool = False,
-                 seed_final_relu: bool = False):
+                 seed_final_relu: bool = False, seed_sinc: bool = False):
         super().__init__()
         self.layers = StaticLayers(in_layers, layer_sum)
-        self.raw = RawNetX(raw_channels, raw_blocks, sample_rate)
+        self.raw = RawNetX(raw_channels, raw_blocks, sample_rate, seed_sinc=seed_sinc)
         self.fuse = nn.Linear(in_dim + 256, embedding_dim)
         nn.init.xavier_uniform_(self.fuse.weight)
         self.seed_final_relu = seed_final_relu

@@ -220,3 +220,45 @@ class StaticLayers(nn.Module):
         w = torch.zeros(self.num_layers)
         w[self.layer] = 1.0
         return w
+
+
+def seed_init(module: nn.Module) -> None:
+    """LAP's backend init: Xavier-uniform for every ``*weight*`` with ≥ 2 dims, zeros for ``*bias*``.
+
+    The per-head squeeze/expand weights of Layer Attentive Pooling (``w1 (heads, L/2, L)``,
+    ``w2 (heads, L, L/2)``) are initialised per head as the 2-D layers they are (Xavier on each
+    head's matrix), and their biases ``b1``/``b2`` zeroed; seeds-spec does not give the seed's tensor
+    layout of these weights, so their 2-D fans are used.
+    """
+    for name, p in module.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf.endswith("weight") and p.dim() >= 2:
+            nn.init.xavier_uniform_(p)
+        elif leaf in ("w1", "w2") and p.dim() == 3:
+            for h in range(p.shape[0]):
+                nn.init.xavier_uniform_(p.data[h])
+        elif leaf.endswith("bias") or leaf in ("b1", "b2"):
+            nn.init.zeros_(p)
+
+
+def span_out(hidden: torch.Tensor, lengths: torch.Tensor, prob: float = 0.3, start_prob: float = 0.05,
+             span: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """UniPool's span-out (training-time frame dropping): for a ``prob`` share of the items, every valid
+    frame starts a dropped span of ``span`` frames with probability ``start_prob``; the kept frames are
+    compacted to the front.  ``hidden (B, L, T, D)``, ``lengths (B,)`` → same shapes, new lengths
+    (at least one frame is kept).  Uses the global torch RNG.
+    """
+    B, _, T, _ = hidden.shape
+    dev = hidden.device
+    valid = lengths_to_mask(lengths, T)
+    starts = (torch.rand(B, T, device=dev) < start_prob) & (torch.rand(B, 1, device=dev) < prob) & valid
+    drop = torch.zeros_like(valid)
+    for k in range(span):
+        drop[:, k:] |= starts[:, : T - k]
+    keep = valid & ~drop
+    keep[:, 0] |= keep.sum(1) == 0  # never drop everything
+    new_len = keep.sum(1)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)  # kept frames first, in order
+    out = hidden.gather(2, order[:, None, :, None].expand(-1, hidden.shape[1], -1, hidden.shape[3]))
+    out = out * lengths_to_mask(new_len, T)[:, None, :, None]
+    return out, new_len

@@ -10,7 +10,11 @@ is (B, C, L, T), as here).  All hidden states including state 0 are used (13 for
   (8 heads → 512) → attentive statistics pooling → 192.
 * ``LTDNN_D3Net``: stem kernel (1, 5) (time only) → three sequential SE-D2 blocks (depth 4,
   widths 256/192/128/64, residual 3×3 ConvReluBn with dilation 2^d, 64 channels split off per
-  step) → same fusion / pool / ASP.
+  step) → same fusion / pool / ASP.  **Split side**: layersv splits off the *first* 64 channels at
+  each step and continues with the rest; the seed splits off the *last* 64.  Channels are
+  interchangeable at initialisation (the convolution that produced them is symmetric in its output
+  channels), so both are the same family of networks with the same parameter count — only a
+  checkpoint converted from the seed would need its channels permuted.
 
 ConvReluBn = Conv2d (padding "same") → ReLU → BN2d; Xavier-uniform weights, zero biases.  Padded
 frames are zeroed before every convolution and SE statistics are masked, so a padded batch equals
@@ -45,6 +49,9 @@ class SE2d(nn.Module):
     def __init__(self, channels: int, bottleneck: int = 128):
         super().__init__()
         self.fc = nn.Sequential(nn.Conv2d(channels, bottleneck, 1), nn.ReLU(), nn.Conv2d(bottleneck, channels, 1))
+        for conv in (self.fc[0], self.fc[2]):  # the seed: every conv Xavier-uniform, biases 0
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return x * torch.sigmoid(self.fc(masked_avg(x, mask, (2, 3))))

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .layer_attention import make_aggregator
-from .layers import MaskedFeatureNorm, lengths_to_mask
+from .layers import MaskedFeatureNorm, lengths_to_mask, seed_init
 
 
 class MHFAPool(nn.Module):
@@ -56,6 +56,7 @@ class MHFA(nn.Module):
         self.value_aggregate = make_aggregator(aggregation, in_layers, in_dim, layer_norm, lap_dim, lap_heads, dropout)
         self.pool = MHFAPool(self.key_aggregate.out_dim, self.value_aggregate.out_dim, heads, compression,
                              embedding_dim)
+        seed_init(self)  # LAP's backend init (Xavier weights, zero biases), also for the MHFA recipe class
         self.embedding_dim = embedding_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

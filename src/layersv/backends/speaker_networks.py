@@ -2,7 +2,9 @@
 
 A backend = aggregator over the hidden states ``(B, L, T, D)`` → frames ``(B, C, T)`` → speaker
 network → ``(B, E)``.  ``SPEAKER_NETWORKS`` (plain dict, seed names): ``astp`` (LAP's light
-ASTP), ``ecapa-tdnn`` (WeSpeaker-style ECAPA, channels 512), ``x-vector`` (TDNN).  ``mhfa`` is
+ASTP), ``ecapa-tdnn`` (WeSpeaker-style ECAPA, channels 512), ``x-vector`` (TDNN).  The embedding
+size ``embedding_dim = 0`` means the size the seed hard-codes for that network (``SEED_EMBEDDING``:
+192 for astp / ecapa-tdnn, 512 for x-vector, 256 for mhfa).  ``mhfa`` is
 special: it needs its own key and value aggregators, so it replaces the whole composition with
 ``MHFA`` (mhfa.py).  The seed's initialisation (Xavier for every ≥2-D ``weight``, zero biases) is
 applied to the whole backend.
@@ -18,7 +20,7 @@ import torch.nn as nn
 from .astp import ASTPNetwork
 from .ecapa import ECAPANetwork
 from .layer_attention import make_aggregator
-from .layers import MaskedFeatureNorm
+from .layers import MaskedFeatureNorm, seed_init
 from .mhfa import MHFA
 from .xvector import XVectorNetwork
 
@@ -28,15 +30,7 @@ SPEAKER_NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "x-vector": lambda in_dim, emb, hidden_dim, channels, dropout: XVectorNetwork(in_dim, emb),
     "mhfa": MHFA,  # handled by AggregatedBackend (two aggregators)
 }
-
-
-def seed_init(module: nn.Module) -> None:
-    """LAP's backend init: Xavier-uniform for ``*weight*`` with ≥ 2 dims, zeros for ``*bias*``."""
-    for name, p in module.named_parameters():
-        if name.endswith("weight") and p.dim() >= 2:
-            nn.init.xavier_uniform_(p)
-        elif name.endswith("bias"):
-            nn.init.zeros_(p)
+SEED_EMBEDDING = {"astp": 192, "ecapa-tdnn": 192, "x-vector": 512, "mhfa": 256}
 
 
 class AggregatedBackend(nn.Module):
@@ -48,6 +42,7 @@ class AggregatedBackend(nn.Module):
         if speaker_network not in SPEAKER_NETWORKS:
             raise ValueError(f"unknown speaker_network {speaker_network!r}; valid: {', '.join(SPEAKER_NETWORKS)}")
         self.speaker_network = speaker_network
+        embedding_dim = embedding_dim or SEED_EMBEDDING[speaker_network]
         if speaker_network == "mhfa":
             self.mhfa = MHFA(in_layers, in_dim, aggregation, embedding_dim, mhfa_heads, mhfa_compression, layer_norm,
                              lap_dim, lap_heads, dropout)

@@ -23,7 +23,8 @@ class SUPERB(AggregatedBackend):
         in_layers: number of hidden states L of the input ``(B, L, T, D)``.
         in_dim: feature size D.
         speaker_network: key of ``SPEAKER_NETWORKS``.
-        embedding_dim: output size E.
+        embedding_dim: output size E (0 = the seed's size for the network: 192 astp/ecapa-tdnn,
+            512 x-vector, 256 mhfa).
         hidden_dim: frame projection of ``astp`` before pooling (0 = none, as the seed).
         channels: ECAPA channels (``ecapa-tdnn``).
         layer_norm: parameter-free layer norm of every hidden state before the sum (s3prl; the
@@ -34,7 +35,7 @@ class SUPERB(AggregatedBackend):
     Returns ``(B, E)`` embeddings (not normalised; the model normalises at eval time).
     """
 
-    def __init__(self, in_layers: int, in_dim: int, speaker_network: str = "astp", embedding_dim: int = 192,
+    def __init__(self, in_layers: int, in_dim: int, speaker_network: str = "astp", embedding_dim: int = 0,
                  hidden_dim: int = 0, channels: int = 512, layer_norm: bool = True, mhfa_heads: int = 64,
                  mhfa_compression: int = 128, dropout: float = 0.1, feature_norm: bool = False):
         super().__init__(in_layers, in_dim, "superb", speaker_network, embedding_dim, hidden_dim, channels,

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from .layer_attention import LayerAttentionHead
-from .layers import lengths_to_mask, mask_time, masked_avg, masked_max
+from .layers import lengths_to_mask, mask_time, masked_avg, masked_max, span_out
 
 
 class AttentiveVAD(nn.Module):
@@ -96,12 +96,17 @@ class UniPool(nn.Module):
         n_blocks: D3 blocks; pool_dim: embedding size; heads: Layer Attention Pool heads.
         exclude_layer0: drop hidden state 0 as the seed does.
         seed_double_residual: reproduce the seed's x ← 2x + f(x).
+        spanout_prob, span_mask_prob, span_mask_length: the seed's span-out (off by default, as in the
+            seed's config: 0.3 / 0.05 / 3 when on): in training, drop random spans of frames from a
+            share of the items and compact the rest (:func:`layers.span_out`).
     """
 
     def __init__(self, in_layers: int, in_dim: int, conv_dim: int = 128, n_blocks: int = 1, pool_dim: int = 192,
                  heads: int = 4, exclude_layer0: bool = True, seed_double_residual: bool = False,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, spanout_prob: float = 0.0, span_mask_prob: float = 0.05,
+                 span_mask_length: int = 3):
         super().__init__()
+        self.spanout = (spanout_prob, span_mask_prob, span_mask_length)
         self.in_layers = in_layers
         self.skip = 1 if (exclude_layer0 and in_layers > 1) else 0
         n = in_layers - self.skip
@@ -117,6 +122,8 @@ class UniPool(nn.Module):
         self.embedding_dim = pool_dim
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.training and self.spanout[0] > 0:
+            hidden, lengths = span_out(hidden, lengths, *self.spanout)
         mask = lengths_to_mask(lengths, hidden.shape[2])
         x = hidden[:, self.skip:].permute(0, 3, 1, 2)  # (B, D, L, T)
         x = mask_time(self.proj_bn(self.proj(x)), mask)

@@ -7,12 +7,13 @@
   parameters: all learning happens in the (fine-tuned) encoder; the seed also truncated the encoder
   to one layer (``num_layers 1``), which here is the frontend's ``layers`` setting.
 * ``FinetuneWV2`` (Vaessen & van Leeuwen, "Fine-tuning wav2vec2 for speaker recognition", ICASSP
-  2022): a CLS vector prepended to the sequence after the feature projection, the CLS output is the
-  embedding.  **Difference from the seed**: the seed inserted the CLS inside the wav2vec2 model
-  (before its transformer, which it fine-tuned).  Here the frontend stays a black box, so the
-  backend prepends the CLS to hidden state 0 (projection + positional conv output) and runs its own
-  small transformer (``num_layers`` × ``num_heads``, pre-trained weights are not reused).  The seed's
-  CLS was a constant all-ones vector; ``learned_cls`` (default) makes it a parameter initialised to ones.
+  2022), the seed's model: a constant all-ones CLS vector is prepended to the sequence after the
+  feature projection, *inside* the pretrained wav2vec2 (the ``ssl`` frontend with ``cls_token: true``
+  does this, before the positional convolution and the fine-tuned transformer); the embedding is the
+  CLS frame (frame 0) of the last returned hidden state.  No parameters of its own.
+* ``FinetuneWV2-CLSHead`` (layersv's earlier variant, kept under its own name): the frontend stays a
+  black box; the backend prepends a CLS (``learned_cls``: a parameter initialised to ones) to hidden
+  state ``layer`` and runs its own small transformer (``num_layers`` × ``num_heads``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,26 @@ class ExploreWV2(nn.Module):
 
 
 class FinetuneWV2(nn.Module):
+    """The seed's FinetuneWV2 head: ``hidden (B, L, 1 + T, D)`` from an ``ssl`` frontend with
+    ``cls_token`` → the CLS output ``hidden[:, layer, 0]`` ``(B, D)`` (``layer`` −1: the last state)."""
+
+    def __init__(self, in_layers: int, in_dim: int, layer: int = -1):
+        super().__init__()
+        if not -in_layers <= layer < in_layers:
+            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+        self.in_layers, self.layer = in_layers, layer
+        self.embedding_dim = in_dim
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return hidden[:, self.layer, 0]
+
+    def layer_weights(self) -> torch.Tensor:
+        w = torch.zeros(self.in_layers)
+        w[self.layer] = 1.0
+        return w
+
+
+class FinetuneWV2CLSHead(nn.Module):
     def __init__(self, in_layers: int, in_dim: int, layer: int = 0, num_layers: int = 2, num_heads: int = 8,
                  ffn_dim: int = 1024, dropout: float = 0.1, learned_cls: bool = True):
         super().__init__()

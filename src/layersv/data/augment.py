@@ -110,8 +110,24 @@ def fit_length(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.roll(np.resize(x, n), int(rng.integers(0, len(x))))
 
 
+def resolve_kinds(data_cfg) -> list[str]:
+    """``aug_kinds: [auto]`` (the default) → the seed's MUSAN/RIR kinds for the material that was given,
+    the corpus-free kinds for the rest: ``reverb`` with a RIR list, else ``sim_reverb`` (when
+    pyroomacoustics is installed: ``pip install 'layersv[augment]'``); ``noise``/``music``/``babble``
+    with MUSAN, else ``colored_noise`` and ``speaker_babble``. Explicit kinds are returned as they are."""
+    kinds = list(data_cfg.aug_kinds)
+    if kinds != ["auto"]:
+        return kinds
+    import importlib.util
+
+    rev = ["reverb"] if data_cfg.rir_list else (["sim_reverb"] if importlib.util.find_spec("pyroomacoustics") else [])
+    return rev + (["noise", "music", "babble"] if data_cfg.musan_list else ["colored_noise", "speaker_babble"])
+
+
 def check_kinds(kinds) -> None:
     """Raise ``ValueError`` naming the valid kinds when ``kinds`` holds an unknown one."""
+    if list(kinds) == ["auto"]:
+        return
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise ValueError(f"unknown augmentation(s) {bad}; valid: {list(KINDS)}")
@@ -274,15 +290,16 @@ def build_augmenter(data_cfg, sample_rate: int, talkers=(), prob: float | None =
     prob = data_cfg.aug_prob if prob is None else prob
     if prob <= 0:
         return None
+    kinds = resolve_kinds(data_cfg)
     musan = read_musan_list(data_cfg.musan_list) if data_cfg.musan_list else []
     rirs = read_rir_list(data_cfg.rir_list) if data_cfg.rir_list else []
     bank = None
-    if "sim_reverb" in data_cfg.aug_kinds:
+    if "sim_reverb" in kinds:
         from .rir_bank import BankParams, bank_folder, open_rir_bank
 
         params = BankParams(n_rooms=data_cfg.rir_bank_rooms, seed=data_cfg.rir_bank_seed, sample_rate=sample_rate)
         bank = open_rir_bank(bank_folder(data_cfg.data_dir, data_cfg.rir_bank), params, progress=progress, log=log)
-    return Augmenter(musan, rirs, sample_rate, prob, tuple(data_cfg.aug_kinds),
+    return Augmenter(musan, rirs, sample_rate, prob, tuple(kinds),
                      tuple(data_cfg.noise_snr), tuple(data_cfg.music_snr), tuple(data_cfg.babble_snr),
                      tuple(int(x) for x in data_cfg.babble_count), rir_bank=bank, talkers=talkers,
                      babble_speakers=tuple(int(x) for x in data_cfg.babble_speakers),

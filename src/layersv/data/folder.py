@@ -173,6 +173,12 @@ def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test")
     """Validate everything a run will read *before* it starts; one error lists all offending rows."""
     problems: list[str] = []
     paths = [p for p, _ in ds.train] if include_train else []
+    if "valid" in splits and "test" in splits and ds.has_trials("valid") and ds.has_trials("test"):
+        shared = set(ds.trials("valid").utterances) & set(ds.trials("test").utterances)
+        if shared:
+            problems.append(f"{ds.root}: valid and test trials share {len(shared)} utterance(s) (e.g. "
+                            f"{sorted(shared)[0]}): the best model would be selected on the test set; "
+                            "validate on speakers held out from the test trials")
     for split in splits:
         if not ds.has_trials(split):
             problems.append(f"{ds.root}: missing {split}_trials.csv")

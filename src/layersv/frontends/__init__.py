@@ -19,8 +19,9 @@ from .whisper import WhisperFrontend, load_whisper_encoder
 
 def build_ssl(cfg: FrontendConfig) -> SSLFrontend:
     encoder, do_norm = load_hf_encoder(cfg.backbone_cfg, cfg.use_pretrain)
-    fr = SSLFrontend(encoder, do_normalize=do_norm, layers=list(cfg.layers) or None,
-                     keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn)
+    fr = SSLFrontend(encoder, do_normalize=do_norm and not cfg.raw_waveform, layers=list(cfg.layers) or None,
+                     keep_layer0=cfg.keep_layer0, freeze=cfg.frz_pretrain, freeze_cnn=cfg.frz_cnn,
+                     cls_token=cfg.cls_token)
     if cfg.grad_checkpointing and not cfg.frz_pretrain:
         fr.gradient_checkpointing(True)
     return fr
@@ -34,9 +35,17 @@ def build_whisper(cfg: FrontendConfig) -> WhisperFrontend:
     return fr
 
 
+FEAT_NORMS = {"mean": dict(mean_norm=True), "cmvn": dict(mean_norm=True, var_norm=True),
+              "l2": dict(mean_norm=False, frame_l2=True), "none": dict(mean_norm=False)}
+
+
 def build_fbank(cfg: FrontendConfig, n_mfcc: int = 0) -> FbankFrontend:
+    if cfg.feat_norm not in FEAT_NORMS:
+        raise ValueError(f"unknown feat_norm {cfg.feat_norm!r}; valid: {', '.join(FEAT_NORMS)}")
     return FbankFrontend(n_mels=cfg.n_mels, n_mfcc=n_mfcc, spec_augment=cfg.spec_augment,
-                         time_mask=cfg.time_mask, freq_mask=cfg.freq_mask)
+                         time_mask=cfg.time_mask, freq_mask=cfg.freq_mask, n_time_masks=cfg.n_time_masks,
+                         n_freq_masks=cfg.n_freq_masks, log_db=bool(n_mfcc) and cfg.mfcc_db,
+                         **FEAT_NORMS[cfg.feat_norm])
 
 
 def build_mfcc(cfg: FrontendConfig) -> FbankFrontend:

@@ -3,7 +3,11 @@
 ``(wav (B, S) at 16 kHz, wav_lengths (B,) samples)`` → ``(hidden (B, 1, T, D), frame_lengths (B,))``
 with L = 1 "layer", D = ``n_mels`` (fbank) or ``n_mfcc`` (MFCC: DCT-II of the log-mels), 100 frames/s.
 Seed settings: pre-emphasis 0.97, 512-point FFT of 25 ms Hamming windows every 10 ms, HTK mel
-filters 20-7600 Hz, ``log(mel + 1e-6)``, mean normalisation over time.
+filters 20-7600 Hz, ``log(mel + 1e-6)``, mean normalisation over time.  Per seed: the X-vector
+seed's MFCCs take the log-mels in dB (``log_db``: 10·log10) and normalise mean and variance per
+utterance (``var_norm``); the ECAPA-TDNN seed's 80 MFCCs are L2-normalised per frame
+(``frame_l2``, no mean normalisation) and masked by FbankAug (one frequency mask of 0-10 bins, one
+time mask of 0-5 frames: ``spec_augment`` with ``n_*_masks = 1``).
 
 Mask-aware: frames are taken without centring (frame t covers samples ``[160 t, 160 t + 400)``, so
 ``T = (S - 400) // 160 + 1``), so no frame of a clip sees the padding of a batch, and the mean
@@ -27,7 +31,9 @@ class FbankFrontend(nn.Module):
 
     Args:
         n_mels: mel filters; n_mfcc: cepstral coefficients kept (0 = fbank output);
-        mean_norm: subtract each item's mean over its valid frames;
+        mean_norm: subtract each item's mean over its valid frames; var_norm: also divide by its
+            standard deviation (CMVN); frame_l2: L2-normalise every frame over the D coefficients;
+        log_db: log-mels in dB (10·log10(mel + 1e-6)) instead of the natural log;
         spec_augment: time/frequency masking in training mode; n_time_masks/time_mask (max width,
             frames), n_freq_masks/freq_mask (max width, bins).
     """
@@ -38,7 +44,8 @@ class FbankFrontend(nn.Module):
     def __init__(self, n_mels: int = 80, n_mfcc: int = 0, n_fft: int = 512, win_ms: float = 25.0,
                  hop_ms: float = 10.0, f_min: float = 20.0, f_max: float = 7600.0, preemph: float = 0.97,
                  mean_norm: bool = True, spec_augment: bool = False, n_time_masks: int = 2, time_mask: int = 10,
-                 n_freq_masks: int = 2, freq_mask: int = 8):
+                 n_freq_masks: int = 2, freq_mask: int = 8, var_norm: bool = False, frame_l2: bool = False,
+                 log_db: bool = False):
         super().__init__()
         from transformers.audio_utils import mel_filter_bank
 
@@ -47,7 +54,7 @@ class FbankFrontend(nn.Module):
         self.args = dict(n_mels=n_mels, n_mfcc=n_mfcc, n_fft=n_fft, win_ms=win_ms, hop_ms=hop_ms, f_min=f_min,
                          f_max=f_max, preemph=preemph, mean_norm=mean_norm, spec_augment=spec_augment,
                          n_time_masks=n_time_masks, time_mask=time_mask, n_freq_masks=n_freq_masks,
-                         freq_mask=freq_mask)
+                         freq_mask=freq_mask, var_norm=var_norm, frame_l2=frame_l2, log_db=log_db)
         self.win = int(round(win_ms * self.sample_rate / 1000))
         self.hop = int(round(hop_ms * self.sample_rate / 1000))
         if self.win > n_fft:
@@ -63,6 +70,7 @@ class FbankFrontend(nn.Module):
             self.register_buffer("dct", (dct * math.sqrt(2.0 / n_mels)).float(), persistent=False)
         self.n_fft, self.n_mfcc, self.n_mels = n_fft, n_mfcc, n_mels
         self.preemph, self.mean_norm, self.spec_augment = preemph, mean_norm, spec_augment
+        self.var_norm, self.frame_l2, self.log_db = var_norm, frame_l2, log_db
         self.masks = (n_time_masks, time_mask, n_freq_masks, freq_mask)
 
     num_layers = 1
@@ -83,13 +91,20 @@ class FbankFrontend(nn.Module):
         frames = x.unfold(1, self.win, self.hop) * self.window  # (B, T, win)
         power = torch.fft.rfft(frames, n=self.n_fft).abs() ** 2  # (B, T, n_fft/2+1)
         feats = torch.log(power @ self.filters + 1e-6)  # (B, T, n_mels)
+        if self.log_db:
+            feats = feats * (10.0 / math.log(10.0))
         if self.n_mfcc:
             feats = feats @ self.dct
         lengths = self.frame_lengths(wav_lengths).clamp(max=feats.shape[1])
         mask = lengths_to_mask(lengths, feats.shape[1])[..., None]  # (B, T, 1)
-        if self.mean_norm:
-            mean = (feats * mask).sum(1, keepdim=True) / lengths.clamp_min(1)[:, None, None]
+        n = lengths.clamp_min(1)[:, None, None]
+        if self.mean_norm or self.var_norm:
+            mean = (feats * mask).sum(1, keepdim=True) / n
             feats = feats - mean
+            if self.var_norm:
+                feats = feats / (((feats * mask) ** 2).sum(1, keepdim=True) / n + 1e-10).sqrt()
+        if self.frame_l2:
+            feats = nn.functional.normalize(feats, dim=-1)
         feats = feats * mask
         if self.spec_augment and self.training:
             feats = self._augment(feats, lengths)

@@ -139,15 +139,22 @@ class SSLFrontend(nn.Module):
         keep_layer0: keep hidden state 0.
         freeze: freeze the whole encoder (eval mode, no gradients).
         freeze_cnn: freeze only the convolutional feature encoder.
+        cls_token: FinetuneWV2 (Vaessen & van Leeuwen 2022): prepend a constant all-ones CLS vector
+            to the projected CNN features, *inside* the pretrained model (before its positional
+            convolution and transformer); frame 0 of every hidden state is then the CLS, and the
+            returned lengths count it (frames + 1).
     """
 
     sample_rate = 16000
 
     def __init__(self, encoder: nn.Module, do_normalize: bool = True, layers: list[int] | None = None,
-                 keep_layer0: bool = True, freeze: bool = False, freeze_cnn: bool = True):
+                 keep_layer0: bool = True, freeze: bool = False, freeze_cnn: bool = True, cls_token: bool = False):
         super().__init__()
         self.encoder = encoder
         self.do_normalize = do_normalize
+        self.cls_token = cls_token
+        if cls_token:
+            encoder.encoder.register_forward_pre_hook(_prepend_cls, with_kwargs=True)
         cfg = encoder.config
         self.use_attention_mask = supports_attention_mask(cfg)
         all_idx = list(range(cfg.num_hidden_layers + 1))
@@ -217,7 +224,7 @@ class SSLFrontend(nn.Module):
             self.encoder.gradient_checkpointing_disable()
 
     def frame_lengths(self, wav_lengths: torch.Tensor) -> torch.Tensor:
-        return self.encoder._get_feat_extract_output_lengths(wav_lengths).long()
+        return self.encoder._get_feat_extract_output_lengths(wav_lengths).long() + int(self.cls_token)
 
     def forward(self, wav: torch.Tensor, wav_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask = torch.arange(wav.shape[1], device=wav.device)[None] < wav_lengths[:, None]  # (B, S)
@@ -238,7 +245,7 @@ class SSLFrontend(nn.Module):
         """What ``load_model`` needs to rebuild this frontend without the original weights."""
         return {
             "hf_config": self.encoder.config.to_dict(), "do_normalize": self.do_normalize,
-            "layer_ids": self.layer_ids,
+            "layer_ids": self.layer_ids, **({"cls_token": True} if self.cls_token else {}),
         }
 
     @classmethod
@@ -246,4 +253,15 @@ class SSLFrontend(nn.Module):
         cfg = hf_config_from_dict(d["hf_config"])
         encoder = getattr(tf, FAMILIES[cfg.model_type][1])(cfg)
         return cls(encoder, do_normalize=d["do_normalize"], layers=d["layer_ids"], keep_layer0=True,
-                   freeze=False, freeze_cnn=False)
+                   freeze=False, freeze_cnn=False, cls_token=bool(d.get("cls_token", False)))
+
+
+def _prepend_cls(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Forward pre-hook of the HF transformer encoder: ``hidden (B, T, D)`` → ``(B, 1 + T, D)`` with an
+    all-ones CLS first (FinetuneWV2's seed); the frame attention mask, when given, gains a valid column."""
+    h = args[0] if args else kwargs.pop("hidden_states")
+    h = torch.cat([torch.ones_like(h[:, :1]), h], 1)
+    m = kwargs.get("attention_mask")
+    if m is not None:
+        kwargs["attention_mask"] = torch.cat([torch.ones_like(m[:, :1]), m], 1)
+    return (h,) + tuple(args[1:]), kwargs

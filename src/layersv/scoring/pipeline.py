@@ -24,7 +24,7 @@ from ..data.folder import Trials
 from ..embed import Embeddings
 from ..utils import atomic_write_bytes, atomic_write_text
 from .asnorm import asnorm_scores
-from .calibration import QMFCalibrator, qmf_features, side_quality
+from .calibration import QMFCalibrator, feature_kind, qmf_features, side_quality
 from .cosine import cosine_scores
 from .plda import PLDA, plda_scores
 
@@ -43,6 +43,7 @@ class ScoringPipeline:
     thresholds: dict = field(default_factory=dict)
     extraction: dict = field(default_factory=dict)  # how embeddings were made: n_crops, crop_sec, max_sec
     plda: PLDA | None = None
+    qmf_kind: str = "seed9"  # QMF feature set when fitting (a fitted calibrator names its own)
 
     @property
     def final_stage(self) -> str:
@@ -75,8 +76,8 @@ class ScoringPipeline:
         """QMF features ``(N, F)``; ``durations (len(emb.keys),)`` seconds, aligned with ``emb.keys``."""
         q = side_quality(emb.matrix, emb.raw_norms, durations)
         a, b = emb.rows(trials.enroll), emb.rows(trials.test)
-        pick = lambda r: type(q)(q.duration[r], q.norm[r], q.std[r])  # noqa: E731
-        return qmf_features(scores, pick(a), pick(b))
+        kind = feature_kind(self.calibrator.features) if self.calibrator is not None else self.qmf_kind
+        return qmf_features(scores, q.rows(a), q.rows(b), kind)
 
     def score(self, emb: Embeddings, trials: Trials, durations: np.ndarray) -> dict[str, np.ndarray]:
         """All stages, including ``qmf`` (LLRs) when a calibrator is fitted."""

@@ -50,11 +50,18 @@ def write_dataset(data_dir: str | os.PathLike, name: str, audio_root: str | os.P
                   train: list[dict], valid_trials: list[dict], test_trials: list[dict],
                   lists: dict[str, list[dict]] | None = None, extra_trials: dict[str, list[dict]] | None = None,
                   meta: dict | None = None) -> Path:
-    """Write a dataset folder.  ``train``/``lists`` rows have at least ``path`` and ``speaker``."""
+    """Write a dataset folder.  ``train``/``lists`` rows have at least ``path`` and ``speaker``.
+
+    Refuses valid and test trials that share an utterance: a model selected on them would be selected
+    on the test set."""
     out = Path(data_dir).expanduser().resolve()
-    out.mkdir(parents=True, exist_ok=True)
     if not train:
         raise DatasetError(f"{name}: no training utterances found")
+    shared = trial_utterances(valid_trials) & trial_utterances(test_trials)
+    if shared:
+        raise DatasetError(f"{name}: the valid and test trials share {len(shared)} utterance(s) (e.g. "
+                           f"{sorted(shared)[0]}): validation must use speakers held out from the test trials")
+    out.mkdir(parents=True, exist_ok=True)
     info = {"name": name, "audio_root": str(audio_root), "sample_rate": int(sample_rate),
             "train_utterances": len(train), "train_speakers": len({r["speaker"] for r in train}), **(meta or {})}
     write_csv(out / "train.csv", train)
@@ -66,6 +73,11 @@ def write_dataset(data_dir: str | os.PathLike, name: str, audio_root: str | os.P
         write_trials(out / f"{split}_trials.csv", rows)
     atomic_write_text(out / "data.yaml", yaml.safe_dump(info, sort_keys=False))
     return out
+
+
+def trial_utterances(rows: list[dict]) -> set[str]:
+    """Every SAMPLE1/SAMPLE2 path of trial rows."""
+    return {r[k] for r in rows for k in ("SAMPLE1", "SAMPLE2")}
 
 
 def split_speakers(speakers: Iterable[str], fractions: tuple[float, float, float], seed: int) -> tuple[list, list, list]:

@@ -10,7 +10,10 @@ Trials: Vox1-O/E/H from the official lists in ``trial_dir`` (no network here): c
 (``veri_test2.txt``, ``list_test_all2.txt``, ``list_test_hard2.txt``) by default, original with
 ``cleaned=False``; test = Vox1-O, extra splits ``vox1_e`` / ``vox1_h``.  Valid = VoxCeleb2-test
 balanced trials (positives half same-video, half different-video, VSRC_MATCH column) when present —
-*not* the test lists (LAP selects checkpoints on the test trials).
+*not* the test lists (LAP selects checkpoints on the test trials).  Without VoxCeleb1-test (a
+VoxCeleb2-only tree) the VoxCeleb2-test trials are the **test** trials and validation uses a
+held-out split of the training speakers (``valid_speakers``); without VoxCeleb2-test, likewise.
+Valid and test never share an utterance (``write_dataset`` refuses it).
 """
 
 from __future__ import annotations
@@ -125,8 +128,8 @@ def prepare_voxceleb(src: str | os.PathLike, data_dir: str | os.PathLike, trial_
                      n_trials: int = 64000, seed: int = 42, valid_speakers: int = 40) -> Path:
     """Write a VoxCeleb dataset folder (see the module docstring).
 
-    ``train_parts`` default: ``vox2_dev`` if present (LAP), else ``vox1_dev`` (minus ``valid_speakers``
-    held-out speakers for validation when VoxCeleb2-test is absent).
+    ``train_parts`` default: ``vox2_dev`` if present (LAP), else ``vox1_dev``; minus ``valid_speakers``
+    held-out speakers for validation unless both VoxCeleb1-test (test) and VoxCeleb2-test (valid) exist.
     """
     src = require_dir(src, "VoxCeleb folder")
     out = Path(data_dir).expanduser().resolve()
@@ -161,10 +164,11 @@ def prepare_voxceleb(src: str | os.PathLike, data_dir: str | os.PathLike, trial_
         vox2_trials = [{**r, "VSRC_MATCH": r.pop("VIDEO_MATCH")} for r in vox2_trials]
     if vox2_trials is not None and test is not None:
         valid = vox2_trials
-    elif vox2_trials is not None:
-        valid = test = vox2_trials
-    else:  # hold out vox1-dev speakers for validation
+    else:  # select on a held-out split of the training speakers, never on the test trials
+        test = test if test is not None else vox2_trials
         spk = sorted({r["speaker"] for r in train})
+        if len(spk) < 3:
+            raise DatasetError(f"{len(spk)} training speaker(s): too few to hold some out for validation")
         f = min(valid_speakers, max(2, len(spk) // 3)) / len(spk)
         tr, va, _ = split_speakers(spk, (1 - f, f, 0.0), seed)
         held = [(r["path"], r["speaker"]) for r in train if r["speaker"] in set(va)]
