@@ -53,6 +53,10 @@ class ModelMismatch(DatabaseError):
     """The database was built with another model than the one given."""
 
 
+class EmptyDatabase(DatabaseError):
+    """No speaker is enrolled yet."""
+
+
 class UnknownSpeaker(DatabaseError, KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])

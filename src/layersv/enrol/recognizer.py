@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.audio import AudioError
-from .db import SpeakerDB, Utterance
+from .db import EmptyDatabase, SpeakerDB, Utterance
 from .index import build_index
 
 CANDIDATES = 50  # index hits rescored by the full pipeline
@@ -207,7 +207,7 @@ class Recognizer:
         idx = self.index()
         n = len(idx)
         if n == 0:
-            raise LookupError("no speaker is enrolled in this database")
+            raise EmptyDatabase(f"no speaker is enrolled in {self.db.path}")
         _, ids = self.search(test.embedding, min(n, max(top, self.candidates)))
         found = self.db.by_ids([i for i in ids[0] if i >= 0])
         cands = [found[i] for i in ids[0] if i in found]
