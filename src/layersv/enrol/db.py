@@ -125,7 +125,7 @@ class SpeakerDB:
         if self.path.is_dir():
             raise DatabaseError(f"{self.path} is a folder, not a database file")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._writing() as c:
+        with self._writing(bump=False) as c:
             for stmt in filter(str.strip, _SCHEMA.split(";")):  # executescript would commit early
                 c.execute(stmt)
             meta = dict(c.execute("SELECT key, value FROM meta").fetchall())
@@ -160,8 +160,11 @@ class SpeakerDB:
         return c
 
     @contextmanager
-    def _writing(self):
-        """One writer: the in-process lock, then an IMMEDIATE transaction (committed or rolled back)."""
+    def _writing(self, bump: bool = True):
+        """One writer: the in-process lock, then an IMMEDIATE transaction (committed or rolled back).
+
+        ``bump``: count the transaction as a change of the speakers (readers rebuild their index).
+        """
         with self._write_lock:
             c = self._conn()
             try:
@@ -170,7 +173,7 @@ class SpeakerDB:
                 raise DatabaseError(f"{self.path}: not a speaker database ({e})") from None
             try:
                 yield c
-                if c.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+                if bump:
                     c.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
                 c.execute("COMMIT")
             except BaseException:
