@@ -170,7 +170,7 @@ def create_app(recognizer, api_key: str | None = None, max_bytes: int = 20 << 20
     @app.get("/api/info", dependencies=[Depends(check_key)])
     def info():
         r = recognizer
-        return {"model": r.db.model_id[:12], "run": r.run.name, "stage": r.pipe.final_stage,
+        return {"model": r.db.model_id[:12], "run": "/".join(r.run.resolve().parts[-2:]), "stage": r.pipe.final_stage,
                 "calibrated": r.pipe.calibrator is not None, "p_target": r.p_target, "speakers": len(r.db),
                 "limits": {"max_mb": max_bytes / 2**20, "max_sec": max_sec, "max_files": MAX_FILES},
                 "api_key_required": bool(api_key)}
