@@ -39,5 +39,6 @@ def fbank_stats_run(tiny_data, tmp_path_factory) -> Path:
     from layersv.cli_support import assemble_config
     from layersv.stats_train import fit_stats
 
-    cfg = assemble_config(str(tiny_data), "Stats", None, {"frontend": "fbank", "layers": "0", "score_calibrate": "true"})
+    ov = {"frontend": "fbank", "layers": "0", "score_calibrate": "true"}
+    cfg = assemble_config(str(tiny_data), "Stats", None, ov)
     return fit_stats(cfg, tmp_path_factory.mktemp("fbank_stats") / "run", progress=False)

@@ -90,7 +90,8 @@ def test_api_errors_and_limits(service, tiny_data):
     assert r.status_code == 400 and "invalid speaker name" in r.json()["detail"]
     assert c.post("/api/identify", headers=KEY, data={"top": "0"}, files=[_up(test)]).status_code == 422
     # nothing written but the database (and its WAL files) and the emptied upload folder
-    written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and tmp_path not in p.parents)
+    written = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                     if p.is_file() and tmp_path not in p.parents)
     assert all(w.startswith("db/speakers.sqlite") for w in written), written
     assert not any(p.is_file() for p in (root / "uploads").rglob("*"))
     assert rec.db.speakers()[0].n_utts == 1  # failed requests changed nothing

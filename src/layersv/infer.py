@@ -178,7 +178,8 @@ def embed_for_scoring(model, path: str | Path, pipe) -> FileEmbedding:
     return embed_file_full(model, path, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
 
 
-def decide(pipe, score: float | np.ndarray, p_target: float = 0.01, stored: bool = True, run: str | Path = "RUN") -> dict:
+def decide(pipe, score: float | np.ndarray, p_target: float = 0.01, stored: bool = True,
+           run: str | Path = "RUN") -> dict:
     """The run's operating point applied to final-stage ``score`` (a float, or ``(N,)`` for many trials).
 
     Returns ``{"calibrated", "threshold", "threshold_kind", "accept", "posterior" (calibrated only)}``:

@@ -256,7 +256,8 @@ class SpeakerDB:
             for u in utts:
                 cur = c.execute("INSERT OR IGNORE INTO utterances (speaker_id, source, sha256, duration, raw_norm, "
                                 "embedding, added) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                                (sid, u.source, u.sha256, float(u.duration), float(u.raw_norm), _blob(u.embedding), now))
+                                (sid, u.source, u.sha256, float(u.duration), float(u.raw_norm),
+                                 _blob(u.embedding), now))
                 (added if cur.rowcount else skipped).append(u.source)
             if not added and new:
                 raise DatabaseError(f"nothing to enrol for {name!r}")
@@ -287,4 +288,5 @@ class SpeakerDB:
         with self._writing() as c:
             c.executemany("INSERT INTO speakers (name, created, updated, n_utts, duration, raw_norm, mean) "
                           "VALUES (?, ?, ?, 0, ?, ?, ?)",
-                          [(check_name(n), now, now, duration, raw_norm, _blob(_unit(m))) for n, m in zip(names, means)])
+                          [(check_name(n), now, now, duration, raw_norm, _blob(_unit(m)))
+                           for n, m in zip(names, means)])
