@@ -85,12 +85,14 @@ class ExactIndex:
 class FaissIndex:
     """faiss ``IndexIDMap2(IndexFlatIP)`` below ``ivf_min`` vectors, ``IndexIVFFlat`` (inner product) above.
 
-    The IVF quantiser is trained once, on the vectors given at construction; later additions
-    are assigned to the existing cells.  ``nprobe`` trades speed for recall.
+    The IVF quantiser is trained once, on the vectors given at construction (with all OpenMP
+    threads); later additions are assigned to the existing cells.  ``nprobe`` trades speed for
+    recall.  Searches then run on ``search_threads`` OpenMP threads (process-wide faiss setting).
     """
 
     def __init__(self, dim: int, ids: np.ndarray | None = None, vectors: np.ndarray | None = None,
-                 ivf_min: int = IVF_MIN, nlist: int | None = None, nprobe: int = DEFAULT_NPROBE, seed: int = 0):
+                 ivf_min: int = IVF_MIN, nlist: int | None = None, nprobe: int = DEFAULT_NPROBE, seed: int = 0,
+                 search_threads: int = 1):
         import faiss
 
         self.dim = dim
@@ -111,6 +113,8 @@ class FaissIndex:
             self.kind = "faiss-flat"
         if n:
             self.add(ids, vectors)
+        # one query at a time: OpenMP workers only spin (and steal the cores torch and BLAS need)
+        faiss.omp_set_num_threads(search_threads)
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
