@@ -82,10 +82,14 @@ def test_api_errors_and_limits(service, tiny_data):
     sf.write(tmp_path / "long.wav", np.random.default_rng(0).normal(0, 0.1, 8000 * 5).astype(np.float32), 8000)
     r = c.post("/api/identify", headers=KEY, files=[_up(tmp_path / "long.wav")])  # 5 s > 3 s
     assert r.status_code == 413 and "longer than the 3 s limit" in r.json()["detail"]
-    r = c.post("/api/identify", headers=KEY, files=[("audio", ("big.wav", b"\0" * 400_000, "audio/wav"))])
+    r = c.post("/api/enroll", headers=KEY, data={"name": "alice"},  # enrol takes several files per request
+               files=[_up(test), ("audio", ("big.wav", b"\0" * 400_000, "audio/wav"))])
     assert r.status_code == 413 and "big.wav: larger than" in r.json()["detail"]
-    r = c.post("/api/identify", headers=KEY, files=[("audio", ("huge.wav", b"\0" * 7_000_000, "audio/wav"))])
+    r = c.post("/api/identify", headers=KEY, files=[("audio", ("huge.wav", b"\0" * 400_000, "audio/wav"))])
     assert r.status_code == 413 and "request body" in r.json()["detail"]  # refused before parsing
+    chunked = (b"\0" * 100_000 for _ in range(5))  # no Content-Length: counted while it streams
+    r = c.post("/api/identify", headers={**KEY, "content-type": "multipart/form-data; boundary=b"}, content=chunked)
+    assert r.status_code == 413 and "request body exceeds" in r.json()["detail"]
     r = c.post("/api/enroll", headers=KEY, data={"name": " bad name"}, files=[_up(test)])
     assert r.status_code == 400 and "invalid speaker name" in r.json()["detail"]
     assert c.post("/api/identify", headers=KEY, data={"top": "0"}, files=[_up(test)]).status_code == 422

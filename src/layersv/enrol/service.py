@@ -8,7 +8,8 @@ Routes (all ``/api/*`` need the ``X-API-Key`` header when a key is set):
 * ``POST /api/enroll`` (form ``name``, files ``audio`` ×N), ``POST /api/verify`` (``name``,
   ``audio``), ``POST /api/identify`` (``audio``, ``top``).
 
-Limits: a request body over ``max_files · max_bytes`` is refused while it streams (413), each
+Limits: a request body over ``max_bytes`` (enrol: ``MAX_FILES · max_bytes``) is refused
+before it is parsed, or while it streams (413); each
 upload over ``max_bytes`` (413), each recording over ``max_sec`` seconds (413); unreadable,
 silent or too short audio is a 422 whose ``detail`` names the uploaded file.  Uploads are
 written only to a private temporary folder (removed after each request and at shutdown) and
@@ -33,44 +34,44 @@ MAX_FILES = 20  # recordings per enrol request
 CHUNK = 1 << 20
 
 
-class TooLarge(Exception):
-    pass
-
-
 class BodyLimit:
-    """ASGI middleware: refuse bodies over ``limit`` bytes (by Content-Length, or while streaming)."""
+    """ASGI middleware: refuse bodies over ``limit`` bytes (by Content-Length, or while streaming).
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    ``limits``: a larger limit for some paths (``{"/api/enroll": bytes}``, several files).
+    """
+
+    def __init__(self, app, limit: int, limits: dict | None = None):
+        self.app, self.default, self.limits = app, limit, dict(limits or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limits.get(scope.get("path", ""), self.default)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _send_413(send, f"request body of {int(length)} bytes exceeds {self.limit}")
-        seen, started = 0, False
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await _send_413(send, f"request body of {int(length)} bytes exceeds {limit}")
+        seen, over = 0, False
 
         async def counted():
-            nonlocal seen
+            nonlocal seen, over
+            if over:
+                return {"type": "http.request", "body": b"", "more_body": False}
             msg = await receive()
             if msg["type"] == "http.request":
                 seen += len(msg.get("body", b""))
-                if seen > self.limit:
-                    raise TooLarge(f"request body exceeds {self.limit} bytes")
+                if seen > limit:  # stop reading: the body ends here; the app's answer is replaced below
+                    over = True
+                    return {"type": "http.request", "body": b"", "more_body": False}
             return msg
 
-        async def tracked(msg):
-            nonlocal started
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
+        async def replaced(msg):
+            if not over:
+                await send(msg)
+            elif msg["type"] == "http.response.start":
+                await _send_413(send, f"request body exceeds {limit} bytes")
 
-        try:
-            await self.app(scope, counted, tracked)
-        except TooLarge as e:
-            if not started:
-                await _send_413(send, str(e))
+        await self.app(scope, counted, replaced)
 
 
 async def _send_413(send, detail: str) -> None:
@@ -107,7 +108,8 @@ def create_app(recognizer, api_key: str | None = None, max_bytes: int = 20 << 20
     app = FastAPI(title="layersv speaker service", lifespan=lifespan, docs_url="/api/docs", redoc_url=None,
                   openapi_url="/api/openapi.json")
     app.state.tmp_root = tmp_root
-    app.add_middleware(BodyLimit, limit=MAX_FILES * max_bytes + (64 << 10))
+    slack = 64 << 10  # multipart headers and form fields
+    app.add_middleware(BodyLimit, limit=max_bytes + slack, limits={"/api/enroll": MAX_FILES * max_bytes + slack})
 
     def check_key(request: Request) -> None:
         if api_key and not hmac.compare_digest(request.headers.get("x-api-key", "").encode(), api_key.encode()):
@@ -179,7 +181,7 @@ def create_app(recognizer, api_key: str | None = None, max_bytes: int = 20 << 20
     def speakers():
         return {"speakers": recognizer.speakers()}
 
-    @app.delete("/api/speakers/{name}", dependencies=[Depends(check_key)])
+    @app.delete("/api/speakers/{name:path}", dependencies=[Depends(check_key)])
     def delete(name: str):
         return recognizer.delete(name)
 
