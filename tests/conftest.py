@@ -31,3 +31,14 @@ def tiny_config(data_dir: Path, **overrides):
           "embedding_dim": "32", "hidden_dim": "32"}
     ov.update({k: str(v) for k, v in overrides.items()})
     return assemble_config(str(data_dir), "SUPERB", "quickstart", ov)
+
+
+@pytest.fixture(scope="session")
+def fbank_stats_run(tiny_data, tmp_path_factory) -> Path:
+    """A calibrated run fitted in seconds on ``tiny_data``: fbank statistics + PCA whitening (Stats), QMF stage."""
+    from layersv.cli_support import assemble_config
+    from layersv.stats_train import fit_stats
+
+    ov = {"frontend": "fbank", "layers": "0", "score_calibrate": "true"}
+    cfg = assemble_config(str(tiny_data), "Stats", None, ov)
+    return fit_stats(cfg, tmp_path_factory.mktemp("fbank_stats") / "run", progress=False)

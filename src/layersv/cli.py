@@ -51,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--asnorm_topk", type=int, default=None, help="top-k cohort scores per side")
 
     sub.add_parser("models", help="list the model registry with parameter counts")
-    from . import cli_analysis, cli_data, cli_frontends, cli_infer
+    from . import cli_analysis, cli_data, cli_enrol, cli_frontends, cli_infer
 
-    for extra in (cli_infer, cli_data, cli_frontends, cli_analysis):
+    for extra in (cli_infer, cli_data, cli_frontends, cli_analysis, cli_enrol):
         extra.add_parsers(sub)
     return p
 
@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_eval(a)
         if a.command == "models":
             return cmd_models(a)
-        from . import cli_analysis, cli_data, cli_frontends, cli_infer
+        from . import cli_analysis, cli_data, cli_enrol, cli_frontends, cli_infer
 
-        for extra in (cli_infer, cli_data, cli_frontends, cli_analysis):
+        for extra in (cli_infer, cli_data, cli_frontends, cli_analysis, cli_enrol):
             rc = extra.run(a)
             if rc is not None:
                 return rc

@@ -13,8 +13,9 @@ def add_parsers(sub) -> None:
 
     v = sub.add_parser("verify", help="same speaker? calibrated LLR + decision at the run's operating point")
     v.add_argument("run", help="a run folder evaluated by `layersv eval` (holds calibration.json)")
-    v.add_argument("a", help="first audio file")
+    v.add_argument("a", help="first audio file (with --db: an enrolled speaker's name)")
     v.add_argument("b", help="second audio file")
+    v.add_argument("--db", default=None, help="speaker database: verify enrolled speaker A against file B")
     v.add_argument("--p_target", type=float, default=0.01, help="prior of a target trial for the decision")
     v.add_argument("--device", default="cpu")
 
@@ -49,7 +50,7 @@ def run(a) -> int | None:
         out = embed_files(a.run, a.inputs, a.out, device=a.device, chunk_sec=a.chunk_sec)
         print(f"wrote {out}")
         return 0
-    if a.command == "verify":
+    if a.command == "verify" and not a.db:
         from .infer import verify
 
         print(format_verify(verify(a.run, a.a, a.b, p_target=a.p_target, device=a.device)))

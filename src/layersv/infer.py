@@ -56,7 +56,7 @@ def embed_waveform(model, wav: np.ndarray, sample_rate: int, chunk_sec: float = 
     segs = torch.from_numpy(np.stack([wav[s : s + win] for s in starts]))  # (C, win)
     was_training = model.training
     model.eval()
-    dev = next(model.parameters()).device
+    dev = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device  # Stats: buffers only
     embs = []
     for i in range(0, len(segs), batch):
         x = segs[i : i + batch].to(dev)
@@ -146,36 +146,65 @@ def verify(run: str | Path, a: str | Path, b: str | Path, p_target: float = 0.01
     from .data.folder import Trials
     from .embed import Embeddings
     from .model import load_model
-    from .scoring.calibration import posterior
-    from .scoring.pipeline import ScoringPipeline
 
     run = Path(run)
     if not (run / "model_best.pt").is_file():
         raise FileNotFoundError(f"{run}: no model_best.pt (not a trained run folder)")
-    pipe = ScoringPipeline.load(run)
-    stored = pipe is not None
-    pipe = pipe or ScoringPipeline()
+    pipe, stored = scoring_state(run)
     model = load_model(run, device)
-    ex = pipe.extraction
-    fa = embed_file_full(model, a, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
-    fb = embed_file_full(model, b, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
+    fa, fb = embed_for_scoring(model, a, pipe), embed_for_scoring(model, b, pipe)
     emb = Embeddings(["a", "b"], np.stack([fa.embedding, fb.embedding]), np.array([fa.raw_norm, fb.raw_norm]))
     trials = Trials(np.zeros(1, dtype=np.int64), ["a"], ["b"])
     stages = pipe.score(emb, trials, np.array([fa.duration, fb.duration]))
     stage = pipe.final_stage
     score = float(stages[stage][0])
-    out = {"stage": stage, "score": score, "calibrated": pipe.calibrator is not None, "p_target": p_target,
+    out = {"stage": stage, "score": score, "p_target": p_target,
            "stages": {k: float(v[0]) for k, v in stages.items()}, "durations": [fa.duration, fb.duration]}
+    out.update(decide(pipe, score, p_target, stored, run))
+    return out
+
+
+def scoring_state(run: str | Path):
+    """``(ScoringPipeline, stored)``: the run's fitted scoring state, or a bare cosine one (``stored`` False)."""
+    from .scoring.pipeline import ScoringPipeline
+
+    pipe = ScoringPipeline.load(run)
+    return (pipe, True) if pipe is not None else (ScoringPipeline(), False)
+
+
+def embed_for_scoring(model, path: str | Path, pipe) -> FileEmbedding:
+    """Embed a file the way the run's stored scoring state expects (its crops settings, if any)."""
+    ex = pipe.extraction
+    return embed_file_full(model, path, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
+
+
+def decide(pipe, score: float | np.ndarray, p_target: float = 0.01, stored: bool = True,
+           run: str | Path = "RUN") -> dict:
+    """The run's operating point applied to final-stage ``score`` (a float, or ``(N,)`` for many trials).
+
+    Returns ``{"calibrated", "threshold", "threshold_kind", "accept", "posterior" (calibrated only)}``:
+    a calibrated run decides at the Bayes threshold of the LLR at ``p_target``; otherwise at the
+    final stage's validation EER threshold; ``accept`` is ``None`` when no threshold is stored.
+    """
+    from .scoring.calibration import posterior
+
+    s = np.asarray(score, dtype=np.float64)
+    out = {"calibrated": pipe.calibrator is not None}
     if pipe.calibrator is not None:
         from .metrics import bayes_threshold
 
         out["threshold"] = bayes_threshold(p_target)
         out["threshold_kind"] = f"Bayes threshold of the LLR at p_target {p_target:g}"
-        out["posterior"] = float(posterior(score, p_target))
+        p = posterior(s, p_target)
+        out["posterior"] = float(p) if p.ndim == 0 else p
     else:
-        thr = pipe.thresholds.get("eer_valid", {}).get(stage)
+        thr = pipe.thresholds.get("eer_valid", {}).get(pipe.final_stage)
         out["threshold"] = None if thr is None else float(thr)
-        out["threshold_kind"] = (f"EER threshold of {stage} on validation trials" if thr is not None else
+        out["threshold_kind"] = (f"EER threshold of {pipe.final_stage} on validation trials" if thr is not None else
                                  "none stored" + ("" if stored else f" (run `layersv eval {run}` first)"))
-    out["accept"] = None if out["threshold"] is None else bool(score >= out["threshold"])
+    if out["threshold"] is None:
+        out["accept"] = None
+    else:
+        acc = s >= out["threshold"]
+        out["accept"] = bool(acc) if acc.ndim == 0 else acc
     return out
