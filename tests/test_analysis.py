@@ -76,8 +76,8 @@ def stats_run(tiny_data, tmp_path_factory):
 
 
 def test_stats_run_folder(stats_run):
-    for f in ("config.yaml", "training.log", "metrics.csv", "model_best.pt", "model_last.pt", "report.json",
-              "report.md", "det.png", "layer_selection.json"):
+    for f in ("config.yaml", "training.log", "metrics.csv", "model_best.json", "model_best.safetensors",
+              "model_last.json", "model_last.safetensors", "report.json", "report.md", "det.png", "layer_selection.json"):
         assert (stats_run / f).is_file(), f
     rows = (stats_run / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 2  # header + one row: no gradient training
@@ -219,7 +219,7 @@ def _saved_run(data: Path, name: str, run: Path) -> Path:
         for n, p in model.backend.named_parameters():
             if "weights" in n:
                 p.copy_(torch.linspace(-1, 1, p.numel()).reshape(p.shape))
-    save_model(model, run / "model_best.pt")
+    save_model(model, run / "model_best")
     return run
 
 

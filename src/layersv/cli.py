@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("model", nargs="?", help="model name (see `layersv models`)")
     t.add_argument("--config", default=None, help="YAML config file (may use extends:)")
     t.add_argument("--out", default=None, help="run folder (default res/local-YYYYMMDD-HHMMSS)")
-    t.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its model_last.pt")
+    t.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its model_last.pt (resume state)")
     t.add_argument("--help-config", action="store_true", help="print the resolved config and exit")
     t.add_argument("--no-progress", action="store_true")
 
@@ -72,6 +72,8 @@ def cmd_train(a, rest: list[str]) -> int:
         run = Path(a.resume)
         if not (run / "model_last.pt").is_file():
             raise FileNotFoundError(f"cannot resume {run}: no model_last.pt (did the first cycle finish?)")
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"cannot resume {run}: no config.yaml (not a run folder)")
         if rest or a.data or a.model:
             raise ValueError("--resume continues a run with its saved config; drop the other arguments")
         cfg = load_config(run / "config.yaml", registries())
@@ -86,7 +88,7 @@ def cmd_train(a, rest: list[str]) -> int:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     run_dir = new_run_dir(a.out)
-    if (run_dir / "model_last.pt").exists():
+    if any((run_dir / f).exists() for f in ("model_last.pt", "model_best.json", "model_best.pt")):
         raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     fit(cfg, run_dir, progress=not a.no_progress, command=command)
     return 0

@@ -150,12 +150,10 @@ def verify(run: str | Path, a: str | Path, b: str | Path, p_target: float = 0.01
     from .scoring.pipeline import ScoringPipeline
 
     run = Path(run)
-    if not (run / "model_best.pt").is_file():
-        raise FileNotFoundError(f"{run}: no model_best.pt (not a trained run folder)")
-    pipe = ScoringPipeline.load(run)
+    model = load_model(run, device)  # first: refuses a missing or pickled model before anything else
+    pipe = ScoringPipeline.load(run) if run.is_dir() else None
     stored = pipe is not None
     pipe = pipe or ScoringPipeline()
-    model = load_model(run, device)
     ex = pipe.extraction
     fa = embed_file_full(model, a, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
     fb = embed_file_full(model, b, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))

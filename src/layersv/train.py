@@ -4,8 +4,10 @@ A *cycle* is ``nb_steps_eval`` optimizer steps followed by validation on the dat
 **validation** trials; ``model_best.pt`` is the cycle with the lowest validation EER (the
 seeds also looked at test scores while selecting; here the test set is scored once, on the
 selected checkpoint, unless ``eval_test_each_cycle`` asks for a per-cycle look that is logged only).
-``model_last.pt`` carries optimizer, scheduler, head, EMA and RNG states, so ``--resume RUN``
-continues exactly where the last finished cycle ended and reaches the same final metrics.
+``model_last.{json,safetensors}`` is the encoder of the last cycle and ``model_last.pt`` carries
+optimizer, scheduler, head, EMA and RNG states (read back with ``weights_only=True``; see
+:mod:`layersv.checkpoint`), so ``--resume RUN`` continues exactly where the last finished cycle
+ended and reaches the same final metrics.
 
 Phases (LAP's frozen → joint → large-margin fine-tuning) are configs, not code paths: they
 differ in ``frz_pretrain``, ``init_from``, learning rates, margin and crop length.
@@ -40,6 +42,8 @@ from .data.folder import DatasetFolder, check_dataset, open_dataset
 from .embed import extract_embeddings
 from .heads import MarginSchedule, build_head
 from .loggers import build_logger
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .checkpoint import jsonable, load_resume_state, save_resume_state
 from .model import SpeakerEncoder, build_model, read_checkpoint, save_model
 from .optim import build_optimizer, build_scheduler, param_groups
 from .utils import (atomic_write_text, count_parameters, rng_state, seed_everything, set_rng_state,
@@ -218,7 +222,7 @@ def write_metrics(run_dir: Path, rows: list[dict]) -> None:
 
 def init_from(model: SpeakerEncoder, head, path: str, log) -> None:
     """Initialise from a previous phase (run folder → its model_best.pt), and its head if shapes match."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, with_head=True)
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     log.info(f"init_from {path}: {len(missing)} missing and {len(unexpected)} unexpected weights")
     hs = ckpt.get("head_state")
@@ -288,9 +292,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.startswith("cuda"))
     state = TrainState()
     if resume:
-        last = torch.load(run_dir / "model_last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(last["state_dict"])
-        ts = last["train_state"]
+        ts = load_resume_state(run_dir)
+        model.load_state_dict(ts["model"])  # one file holds everything resume needs: one atomic write
         head.load_state_dict(ts["head"])
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["scheduler"])
@@ -369,10 +372,13 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
             tlog.log(state.step, {f"train/{k}": v for k, v in tr.items()} |
                      {f"valid/{k}": v for k, v in va.items() if k not in ("trials", "targets")})
             if improved:
-                save_model(eval_model, run_dir / "model_best.pt", step=state.step, valid=va, head_state=head.state_dict())
-            save_model(model, run_dir / "model_last.pt", step=state.step, train_state={
+                save_model(eval_model, run_dir / "model_best", head_state=head.state_dict(), step=state.step,
+                           valid=va)
+            save_model(model, run_dir / "model_last", step=state.step, valid=va)
+            save_resume_state(run_dir, {
+                "format": CHECKPOINT_FORMAT, "step": state.step, "model": model.state_dict(),
                 "head": head.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "state": {**vars(state), "history": list(state.history)}, "rng": rngs,
+                "state": jsonable({**vars(state), "history": list(state.history)}), "rng": rngs,
                 "ema": ema.model.state_dict() if ema is not None else None,
             })
             write_metrics(run_dir, state.history)
