@@ -29,6 +29,9 @@ def _load_trusted(p: Path) -> dict:
     ckpt = torch.load(p, map_location="cpu", weights_only=False)  # trusted by the caller (--trust)
     if not isinstance(ckpt, dict) or ckpt.get("format") != LEGACY_FORMAT:
         raise CheckpointError(f"{p} is not a layersv checkpoint of the old format {LEGACY_FORMAT}")
+    missing = [k for k in ("frontend", "backend", "state_dict") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{p}: old checkpoint without {', '.join(missing)}; cannot convert")
     return ckpt
 
 
