@@ -31,6 +31,13 @@ import torch.nn.functional as F
 from .layers import StaticLayers, lengths_to_mask, mask_time, masked_avg, masked_mean_std
 
 
+def _sinc(x: torch.Tensor) -> torch.Tensor:
+    """``sin(πx) / (πx)`` with 1 at 0 (``torch.sinc`` has no ONNX export at opset 17)."""
+    y = torch.pi * x
+    zero = y == 0
+    return torch.where(zero, torch.ones_like(y), torch.sin(y) / torch.where(zero, torch.ones_like(y), y))
+
+
 class RawSincConv(nn.Module):
     """Learnable band-pass sinc filters (Ravanelli & Bengio 2018), RawNetX variant: ``(B, S)`` → ``(B, C, S)``."""
 
@@ -47,7 +54,7 @@ class RawSincConv(nn.Module):
     def filters(self) -> torch.Tensor:
         low = self.min_low + self.low_hz.abs()
         high = (low + self.min_band + self.band_hz.abs()).clamp(max=self.sample_rate / 2)
-        bp = 2 * high * torch.sinc(2 * high * self.n) - 2 * low * torch.sinc(2 * low * self.n)
+        bp = 2 * high * _sinc(2 * high * self.n) - 2 * low * _sinc(2 * low * self.n)
         return (bp / (2 * (high - low))) * self.window  # unit gain at the band centre (approximately)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
