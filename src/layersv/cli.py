@@ -143,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
             rc = extra.run(a)
             if rc is not None:
                 return rc
-    except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError,
+            FloatingPointError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder: writes are atomic, so no file is left half-written
+        print(f"layersv: error: cannot write or read a file: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("layersv: interrupted (a run can be continued with `layersv train --resume RUN`)", file=sys.stderr)

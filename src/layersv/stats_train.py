@@ -76,7 +76,8 @@ def select_layers(stats: np.ndarray, index: dict, train_rows, trials, ranking: l
     return chosen, steps
 
 
-def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: str = "") -> Path:
+def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: str = "",
+              infos: dict | None = None) -> Path:
     """Fit the ``Stats`` backend of ``cfg`` into ``run_dir``; returns the run folder."""
     from .backends.stats import Stats
     from .evaluate import evaluate_split
@@ -95,7 +96,7 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     spec = _layer_spec(cfg)
     ds = open_dataset(cfg.data.data_dir)
     splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
-    infos = check_dataset(ds, splits)
+    infos = infos if infos is not None else check_dataset(ds, splits)  # train.fit checked it already
     train_rows = ds.train
     if cfg.data.max_train_utts and len(train_rows) > cfg.data.max_train_utts:
         idx = np.random.default_rng(cfg.seed).choice(len(train_rows), cfg.data.max_train_utts, replace=False)

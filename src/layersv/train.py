@@ -22,6 +22,8 @@ import csv
 import io
 import json
 import math
+import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -38,7 +40,7 @@ from . import metrics
 from .config import Config, save_config, to_dict
 from .data.augment import build_augmenter
 from .data.dataset import TrainCrops, collate
-from .data.folder import DatasetFolder, check_dataset, open_dataset
+from .data.folder import DatasetFolder, check_dataset, open_dataset, usability_notes
 from .embed import extract_embeddings
 from .heads import MarginSchedule, build_head
 from .loggers import build_logger
@@ -157,7 +159,7 @@ def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config
         with (nullcontext() if sync else step_mod.no_sync()), _autocast(cfg, device):
             loss, logits = step_mod(b.wav.to(device), b.lengths.to(device), labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {state.step}; lower the learning rate")
+            raise FloatingPointError(f"non-finite loss at step {state.step + 1}; lower the learning rate")
         with (nullcontext() if sync else step_mod.no_sync()):
             scaler.scale(loss / accum).backward()
         tot_loss += loss.item() / accum
@@ -250,14 +252,33 @@ def _check_batch(cfg: Config) -> None:
 
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
-    """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
-    if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
-        from .stats_train import fit_stats
+    """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder.
 
-        return fit_stats(cfg, run_dir or new_run_dir(None), progress, command)
+    The dataset is validated before the run folder is created; a start that fails before the first
+    checkpoint removes the folder it created, so no half-made run is left behind.
+    """
+    splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
+    ds = open_dataset(cfg.data.data_dir)
+    infos = check_dataset(ds, splits)
+    run_dir = Path(run_dir or new_run_dir(None))
+    created = not run_dir.exists()
+    try:
+        if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
+            from .stats_train import fit_stats
+
+            return fit_stats(cfg, run_dir, progress, command, infos=infos)
+        return _fit(cfg, run_dir, resume, progress, command, ds, infos)
+    except BaseException:
+        if created and dist.is_main() and not any((run_dir / f).exists() for f in ("model_last.pt", "model_last.json")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _fit(cfg: Config, run_dir: Path, resume: bool, progress: bool, command: str, ds: DatasetFolder,
+         infos: dict) -> Path:
     device = dist.setup(cfg.device)
     main = dist.is_main()
-    run_dir = Path(dist.broadcast_object(str(run_dir or new_run_dir(None))))
+    run_dir = Path(dist.broadcast_object(str(run_dir)))
     _check_batch(cfg)
     if main:
         (run_dir / "scores").mkdir(parents=True, exist_ok=True)
@@ -271,8 +292,6 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         save_config(cfg, run_dir / "config.yaml")
     log.info("config: " + json.dumps(to_dict(cfg)))
 
-    ds = open_dataset(cfg.data.data_dir)
-    infos = check_dataset(ds, ("valid",) if cfg.train.skiptest else ("valid", "test"))
     train_rows = _training_rows(cfg, ds)
     speakers = sorted({s for _, s in train_rows})
     spk_index = {s: i for i, s in enumerate(speakers)}
@@ -280,6 +299,10 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
              f"world size {dist.world_size()}")
 
     model = build_model(cfg).to(device)
+    for note in usability_notes(infos, model.sample_rate, cfg.data.train_max_sec):
+        log.info(f"warning: {note}")
+        if main:
+            print(f"layersv: warning: {note}", file=sys.stderr, flush=True)
     num_classes = len(speakers) * (1 + len(cfg.data.speed_perturb))  # LAP: each speed factor = new speakers
     head = build_head(cfg.head.head, model.embedding_dim, num_classes, **cfg.head.args).to(device)
     log.info(f"parameters: frontend {count_parameters(model.frontend)} "
@@ -346,8 +369,14 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         loader = DataLoader(crops, batch_sampler=StepBatches(state.step, steps, cfg.train.batch_size,
                                                              dist.world_size(), dist.rank(), cfg.train.accum_steps),
                             collate_fn=getattr(crops, "collate", collate), num_workers=cfg.workers)
-        tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
-                                       margin_fn, ema, on_step)
+        try:
+            tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
+                                           margin_fn, ema, on_step)
+        except FloatingPointError as e:
+            kept = (f"{run_dir} keeps the last good checkpoint (step {state.history[-1]['step']})"
+                    if state.history else "no checkpoint was written yet")
+            log.info(f"stopped: {e}; {kept}")
+            raise FloatingPointError(f"{e}; training stopped, {kept}") from None
         state.cycle += 1
         eval_model = ema.model if ema is not None else model
         va = validate(eval_model, ds, infos, cfg, device, progress, cache=cache)
