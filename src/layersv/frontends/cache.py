@@ -13,7 +13,9 @@ another encoder / layer subset / dtype gets another cache.  The manifest records
 utterances with their frame counts and the audio file's size and mtime; a shard whose files changed,
 whose file is missing or has the wrong shape, or whose utterance list differs is rebuilt, never used.
 Shards are written to a temporary file and renamed, then the manifest is rewritten atomically: a
-killed build loses at most the shard in progress, and the next call resumes.
+killed build loses at most the shard in progress, and the next call resumes.  The manifest stores
+each shard's size and sha256: a truncated shard is always detected (size), and ``verify=True``
+(``layersv cache``) re-hashes every shard, so a resumed build equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,6 +46,25 @@ def weights_hash(module: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through (``np.save`` calls ``write``)."""
+
+    def __init__(self, f, h):
+        self.f, self.h = f, h
+
+    def write(self, b) -> int:
+        self.h.update(b)
+        return self.f.write(b)
 
 
 def is_frozen(frontend: nn.Module) -> bool:
@@ -99,20 +120,25 @@ class FeatureCache:
     @classmethod
     def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
                       dtype: str = "float16", shard_utts: int = 64, batch_sec: float = 60.0, device: str = "cpu",
-                      progress: bool = True, log=None) -> "FeatureCache":
-        """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed."""
+                      progress: bool = True, log=None, verify: bool = False) -> "FeatureCache":
+        """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed.
+
+        ``verify``: re-hash every shard against the manifest's sha256 (else only sizes and shapes are checked).
+        """
         if dtype not in DTYPES:
             raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
         if not is_frozen(frontend):
             raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
         path, header = cache_location(frontend, frontend_name, ds, root, dtype)
         path.mkdir(parents=True, exist_ok=True)
+        for tmp in path.glob("shard_*.npy.tmp"):  # left by a killed build
+            tmp.unlink()
         keys = sorted(set(keys))
         plan = {f"{i:05d}": keys[j : j + shard_utts] for i, j in enumerate(range(0, len(keys), shard_utts))}
         stamps = {k: audio_stamp(ds.abspath(k)) for k in keys}
         manifest = cls._read_manifest(path, header)
         kept = {sid: sh for sid, sh in manifest["shards"].items()
-                if sid in plan and cls._shard_valid(path, sid, sh, plan[sid], stamps, header)}
+                if sid in plan and cls._shard_valid(path, sid, sh, plan[sid], stamps, header, verify)}
         stale = len(manifest["shards"]) - len(kept)
         todo = [sid for sid in plan if sid not in kept]
         manifest = {"header": header, "shards": kept, "complete": not todo}
@@ -120,9 +146,9 @@ class FeatureCache:
             log.info(f"feature cache {path}: {len(kept)} shards valid, {stale} stale, building {len(todo)}")
         if todo:
             for sid in tqdm(todo, desc="cache build", disable=not progress, unit="shard"):
-                frames = cls._write_shard(frontend, ds, plan[sid], path / f"shard_{sid}.npy",
-                                          DTYPES[dtype], batch_sec, device)
-                manifest["shards"][sid] = {"keys": plan[sid], "frames": frames,
+                frames, size, sha = cls._write_shard(frontend, ds, plan[sid], path / f"shard_{sid}.npy",
+                                                     DTYPES[dtype], batch_sec, device)
+                manifest["shards"][sid] = {"keys": plan[sid], "frames": frames, "bytes": size, "sha256": sha,
                                            "audio": [stamps[k] for k in plan[sid]]}
                 manifest["complete"] = len(manifest["shards"]) == len(plan)
                 atomic_write_text(path / "manifest.json", json.dumps(manifest))
@@ -144,8 +170,12 @@ class FeatureCache:
         return m if same else {"header": header, "shards": {}}
 
     @staticmethod
-    def _shard_valid(path: Path, sid: str, sh: dict, keys: list[str], stamps: dict, header: dict) -> bool:
+    def _shard_valid(path: Path, sid: str, sh: dict, keys: list[str], stamps: dict, header: dict,
+                     verify: bool = False) -> bool:
         if sh.get("keys") != keys or sh.get("audio") != [stamps[k] for k in keys]:
+            return False
+        f = path / f"shard_{sid}.npy"
+        if not f.is_file() or f.stat().st_size != sh.get("bytes") or (verify and _sha256(f) != sh.get("sha256")):
             return False
         try:
             arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r")
@@ -157,7 +187,8 @@ class FeatureCache:
     @staticmethod
     @torch.no_grad()
     def _write_shard(frontend: nn.Module, ds, keys: list[str], out: Path, dtype, batch_sec: float,
-                     device: str) -> list[int]:
+                     device: str) -> tuple[list[int], int, str]:
+        """Compute and write one shard atomically → (frames per utterance, file size, sha256)."""
         sr = int(frontend.sample_rate)
         dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr)
         from ..data.audio import audio_info
@@ -172,12 +203,17 @@ class FeatureCache:
                 states[k] = hidden[i, :, : int(lengths[i])].cpu().numpy().astype(dtype)
         arr = np.concatenate([states[k] for k in keys], axis=1)
         tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        return [int(states[k].shape[1]) for k in keys]
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as f:
+                np.save(_HashingWriter(f, h), arr)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return [int(states[k].shape[1]) for k in keys], out.stat().st_size, h.hexdigest()
 
 
 class CachedCrops(Dataset):
@@ -311,4 +347,4 @@ def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits
             raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
     root = cache_dir or Path(ds.root) / ".layersv_cache"
     return FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                      device=device, progress=progress)
+                                      device=device, progress=progress, verify=True)

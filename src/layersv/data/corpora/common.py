@@ -21,7 +21,7 @@ from ...utils import atomic_write_text
 from ..folder import DatasetError
 from ..trials import write_trials
 
-AUDIO_EXTS = (".wav", ".flac")
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")  # every format soundfile (libsndfile ≥ 1.1) reads
 
 
 def require_dir(p: str | os.PathLike, what: str) -> Path:

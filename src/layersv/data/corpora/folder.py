@@ -27,7 +27,7 @@ def prepare_folder(src: str | os.PathLike, data_dir: str | os.PathLike,
             continue  # files at the root have no speaker folder
         by_spk.setdefault(rel.parts[0], []).append(rel.as_posix())
     if not by_spk:
-        raise DatasetError(f"{src}: no <speaker>/**/*.wav|flac files")
+        raise DatasetError(f"{src}: no <speaker>/**/*.wav|flac|ogg|opus|mp3 files")
     kept = {s: f for s, f in by_spk.items() if len(f) >= min_utts}
     tr, va, te = split_speakers(kept, fractions, seed)
 
