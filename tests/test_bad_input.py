@@ -176,3 +176,9 @@ def test_nothing_is_left_of_a_start_that_fails_after_creating_the_folder(data, t
     rc, _, err = run_cli(["train", str(data), *TRAIN, "--out", str(tmp_path / "run")], capsys)
     assert rc == 2 and "model cannot be built" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_docs_table_lists_every_case():
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    rows = {ln.split("|")[1].strip() for ln in doc.splitlines() if ln.startswith("| ")}
+    assert set(BROKEN) | set(USABLE) <= rows, sorted(set(BROKEN) | set(USABLE) - rows)
