@@ -99,3 +99,52 @@ def test_saved_files_hold_no_pickle(tiny_data, tmp_path):
         header = json.loads(data[8 : 8 + n])  # safetensors: 8-byte length + JSON header + raw bytes
         assert all(isinstance(v, dict) for k, v in header.items() if k != "__metadata__")
         assert not data.startswith(b"\x80") and b"PK\x03\x04" not in data[:4]
+
+
+def test_only_convert_may_unpickle():
+    """No reader in src/ unpickles: torch.load only with weights_only=True, np.load never with pickles."""
+    import re
+    from pathlib import Path
+
+    src = Path(layersv.__file__).parent
+    for f in sorted(src.rglob("*.py")):
+        text = f.read_text(encoding="utf-8")
+        assert "allow_pickle=True" not in text and "import pickle" not in text and "yaml.load(" not in text, f
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call or f.name == "convert.py", (f, call)
+        for call in re.findall(r"np\.load\([^)]*\)", text):
+            assert "allow_pickle=False" in call, (f, call)
+
+
+def test_convert_old_resume_state_loads_with_weights_only(tiny_data, tmp_path):
+    """An old model_last.pt (NumPy RNG tuple, optimizer, scheduler, head) → a weights_only resume state."""
+    import random
+
+    from layersv.checkpoint import load_resume_state
+    from layersv.utils import set_rng_state
+
+    model = build_model(tiny_config(tiny_data))
+    head = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(head.parameters())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    np.random.seed(3)
+    old_rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+               "cuda": None}
+    run = tmp_path / "old"
+    run.mkdir()
+    torch.save({**model.describe(), "format": "layersv-1", "step": 5, "state_dict": model.state_dict(),
+                "train_state": {"head": head.state_dict(), "optimizer": opt.state_dict(),
+                                "scheduler": sched.state_dict(), "rng": [old_rng], "ema": None,
+                                "state": {"step": 5, "cycle": 1, "best_eer": np.float64(20.0), "best_step": 5,
+                                          "elapsed_s": 1.0, "history": [{"step": 5, "valid_eer": np.float64(20.0)}]}}},
+               run / "model_last.pt")
+    assert main(["convert", str(run), "--trust"]) == 0
+    ts = load_resume_state(run)  # weights_only=True
+    assert ts["step"] == 5 and ts["state"]["history"][0]["valid_eer"] == 20.0
+    head.load_state_dict(ts["head"])
+    opt.load_state_dict(ts["optimizer"])
+    set_rng_state(ts["rng"][0])
+    expect = np.random.RandomState()
+    expect.set_state(old_rng["numpy"])
+    assert np.random.rand() == expect.rand()
+    assert (run / "model_last.legacy.pt").is_file() and (run / "model_last.json").is_file()

@@ -80,15 +80,6 @@ def resolve(path: str | os.PathLike) -> Path:
     raise FileNotFoundError(f"checkpoint not found: {j}")
 
 
-def has_model(run: str | os.PathLike) -> bool:
-    """True when ``run`` holds a loadable best model (new format) — a pickled one does not count."""
-    try:
-        resolve(run)
-        return True
-    except (FileNotFoundError, CheckpointError):
-        return False
-
-
 def jsonable(x: Any) -> Any:
     """Numbers, strings, lists and dicts only (numpy scalars/arrays and tuples converted)."""
     if isinstance(x, dict):

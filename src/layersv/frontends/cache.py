@@ -113,7 +113,7 @@ class FeatureCache:
     def get(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         sid, off, n = self.index[key]
         if sid not in self._maps:
-            self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r")
+            self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r", allow_pickle=False)
         stop = n if stop is None else min(stop, n)
         return np.array(self._maps[sid][:, off + start : off + stop], dtype=np.float32)
 
@@ -178,7 +178,7 @@ class FeatureCache:
         if not f.is_file() or f.stat().st_size != sh.get("bytes") or (verify and _sha256(f) != sh.get("sha256")):
             return False
         try:
-            arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r")
+            arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return False
         return arr.shape == (header["num_layers"], sum(sh["frames"]), header["dim"]) and \
