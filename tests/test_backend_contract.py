@@ -43,23 +43,34 @@ def test_padded_batch_equals_single_items(name):
     assert batch.shape == (3, be.embedding_dim)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, c in BACKENDS.items() if hasattr(c, "layer_weights")))
+NO_LAYER_AGGREGATION = {"Stats": "training-free: fixed statistics of chosen layers, no trainable parameters"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skip(reason=NO_LAYER_AGGREGATION[n]))
+                                  if n in NO_LAYER_AGGREGATION else n for n in sorted(BACKENDS)])
 def test_gradients_reach_layer_weights(name):
-    """Static layer weights (``layer_weights()``) or per-layer attention (``layer_attention()``) are
+    """Static layer weights (``layer_weights()``) and/or per-layer attention (``layer_attention()``) are
     exposed, normalised over the layers, and every trainable parameter gets a gradient."""
     torch.manual_seed(0)
     be = build_backend(name, in_layers=3, in_dim=16).train()
     hidden, lengths = torch.randn(4, 3, 10, 16, requires_grad=True), torch.tensor([10, 9, 8, 10])
     out = call(be, hidden, lengths)
     out.pow(2).sum().backward()
+    assert hidden.grad is not None and hidden.grad.abs().sum() > 0
+    checked = []
     if hasattr(be, "layer_weights"):
         w = be.layer_weights()
-        assert w.shape == (3,) and torch.allclose(w.sum(), torch.tensor(1.0))
-    else:
-        if getattr(be, "needs_waveform", False):
-            pytest.fail("waveform backends must expose layer_weights()")
-        w = be.layer_attention(hidden, lengths)
-        assert w.shape == (4, 3) and torch.allclose(w.sum(-1), torch.ones(4))
+        assert w.shape == (3,) and torch.allclose(w.sum(), torch.tensor(1.0)) and (w >= 0).all()
+        checked.append("layer_weights")
+    if hasattr(be, "layer_attention"):
+        with torch.no_grad():
+            w = be.eval().layer_attention(hidden, lengths)
+        assert w.shape == (4, 3) and torch.allclose(w.sum(-1), torch.ones(4), atol=1e-5) and (w >= 0).all()
+        padded = hidden.detach().clone()
+        padded[2, :, 8:] = 1e3  # item 2 has 8 valid frames: its attention ignores the padding
+        torch.testing.assert_close(be.layer_attention(padded, lengths)[2], w[2], rtol=1e-4, atol=1e-5)
+        checked.append("layer_attention")
+    assert checked, f"{name} exposes neither layer_weights() nor layer_attention()"
     missing = [n for n, p in be.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
     assert not missing, f"parameters without gradient: {missing}"
 

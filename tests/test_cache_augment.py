@@ -147,7 +147,7 @@ def test_fit_from_augmented_cache(tiny_data, tmp_path):
     assert cfg.data.aug_kinds == ["colored_noise", "telephone"] and cfg.frontend.augment_copies == 2
     heads = [json.loads((d / "manifest.json").read_text())["header"] for d in (tmp_path / "cache").iterdir()]
     assert sorted(h.get("augment", {}).get("copy", 0) for h in heads) == [0, 1, 2]
-    assert (run / "model_best.pt").is_file()
+    assert (run / "model_best.json").is_file() and (run / "model_best.safetensors").is_file()
 
 
 def test_cli_cache_augment_copies(tiny_data, tmp_path, capsys):

@@ -11,7 +11,8 @@ from layersv.train import fit
 
 from conftest import tiny_config
 
-RUN_FILES = ["config.yaml", "training.log", "metrics.csv", "model_best.pt", "model_last.pt", "report.json",
+RUN_FILES = ["config.yaml", "training.log", "metrics.csv", "model_best.json", "model_best.safetensors",
+             "model_best.head.safetensors", "model_last.json", "model_last.safetensors", "model_last.pt", "report.json",
              "report.md", "det.png"]
 
 

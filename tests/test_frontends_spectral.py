@@ -69,11 +69,11 @@ def test_sincnet_filters_learn_and_checkpoint_round_trip(tmp_path):
         f = build_frontend(FrontendConfig(frontend=name))
         be = build_backend("SUPERB", f.num_layers, f.dim, embedding_dim=8, hidden_dim=8)
         m = SpeakerEncoder(f, be, name, "SUPERB", {"embedding_dim": 8, "hidden_dim": 8}).eval()
-        save_model(m, tmp_path / f"{name}.pt")
+        save_model(m, tmp_path / name)
         from layersv import load_model
 
         x = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
-        np.testing.assert_allclose(load_model(tmp_path / f"{name}.pt").embed(x), m.embed(x), atol=1e-5)
+        np.testing.assert_allclose(load_model(tmp_path / f"{name}.json").embed(x), m.embed(x), atol=1e-5)
 
 
 def test_bad_settings_are_errors():

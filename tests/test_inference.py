@@ -1,11 +1,11 @@
 """Evaluation stages on a trained run, embedding cache, embed/verify CLI, long files, ONNX parity."""
 
 import json
-import os
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 import layersv
 from layersv.cli import main
@@ -46,8 +46,12 @@ def test_embedding_cache_is_reused_and_invalidated(run):
     evaluate_run(run, progress=False, overrides={"score_normalize": True, "score_calibrate": True,
                                                  "asnorm_topk": 3})
     assert cache.stat().st_mtime_ns == before  # reused
-    st = (run / "model_best.pt").stat()
-    os.utime(run / "model_best.pt", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # "a new best model"
+    from layersv.model import save_model
+
+    model = layersv.load_model(run)
+    with torch.no_grad():
+        next(model.backend.parameters()).add_(0.01)
+    save_model(model, run / "model_best")  # "a new best model": other weights, other fingerprint
     rep = evaluate_run(run, progress=False, overrides={"score_normalize": True, "score_calibrate": True,
                                                        "asnorm_topk": 3})
     assert cache.stat().st_mtime_ns != before
@@ -89,7 +93,8 @@ def test_verify_without_calibrator_says_so(run, tiny_data, tmp_path, capsys):
 
     bare = tmp_path / "bare"
     bare.mkdir()
-    shutil.copy(run / "model_best.pt", bare / "model_best.pt")
+    for f in ("model_best.json", "model_best.safetensors"):
+        shutil.copy(run / f, bare / f)
     r = verify(bare, _wav(tiny_data, "spk009", 1), _wav(tiny_data, "spk010", 1))
     assert r["stage"] == "cosine" and not r["calibrated"] and r["accept"] is None
     assert main(["verify", str(bare), _wav(tiny_data, "spk009", 1), _wav(tiny_data, "spk010", 1)]) == 0

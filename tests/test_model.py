@@ -57,8 +57,9 @@ def test_padded_batch_equals_single_through_the_encoder():
 
 def test_checkpoint_round_trip(tmp_path):
     model = tiny_encoder(layers=[0, 2, 4])
-    save_model(model, tmp_path / "m.pt", step=3)
-    again = layersv.load_model(tmp_path / "m.pt")
+    path = save_model(model, tmp_path / "m", step=3)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+    again = layersv.load_model(path)
     wav = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
     e1, e2 = model.embed(wav), again.embed(wav)
     np.testing.assert_allclose(e1, e2, rtol=1e-5, atol=1e-6)
@@ -72,6 +73,15 @@ def test_checkpoint_round_trip(tmp_path):
 def test_load_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         layersv.load_model(tmp_path / "missing.pt")
-    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="cannot read checkpoint"):
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")  # any .pt is refused unread, as a possible pickle
+    with pytest.raises(ValueError, match="layersv convert"):
         layersv.load_model(tmp_path / "bad.pt")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable checkpoint description"):
+        layersv.load_model(tmp_path / "bad.json")
+    model = tiny_encoder()
+    path = save_model(model, tmp_path / "ok")
+    w = tmp_path / "ok.safetensors"
+    w.write_bytes(w.read_bytes()[:-100])  # truncated weights: the checksum in the JSON says so
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        layersv.load_model(path)

@@ -61,8 +61,8 @@ def test_ema_and_unfreeze_schedule(tiny_data, tmp_path):
     run = fit(cfg, tmp_path / "r", progress=False)
     log = (run / "training.log").read_text()
     assert "step 2: encoder unfrozen" in log
-    last = torch.load(run / "model_last.pt", weights_only=False)
-    assert last["train_state"]["ema"] is not None
+    last = torch.load(run / "model_last.pt", weights_only=True)  # the resume state needs no unpickling
+    assert last["ema"] is not None
 
 
 def test_phases_chain_frozen_joint_lmft(tiny_data, tmp_path):

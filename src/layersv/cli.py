@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("model", nargs="?", help="model name (see `layersv models`)")
     t.add_argument("--config", default=None, help="YAML config file (may use extends:)")
     t.add_argument("--out", default=None, help="run folder (default res/local-YYYYMMDD-HHMMSS)")
-    t.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its model_last.pt")
+    t.add_argument("--resume", default=None, metavar="RUN", help="continue RUN from its model_last.pt (resume state)")
     t.add_argument("--help-config", action="store_true", help="print the resolved config and exit")
     t.add_argument("--no-progress", action="store_true")
 
@@ -75,6 +75,8 @@ def cmd_train(a, rest: list[str]) -> int:
         run = Path(a.resume)
         if not (run / "model_last.pt").is_file():
             raise FileNotFoundError(f"cannot resume {run}: no model_last.pt (did the first cycle finish?)")
+        if not (run / "config.yaml").is_file():
+            raise FileNotFoundError(f"cannot resume {run}: no config.yaml (not a run folder)")
         if rest or a.data or a.model:
             raise ValueError("--resume continues a run with its saved config; drop the other arguments")
         cfg = load_config(run / "config.yaml", registries())
@@ -89,7 +91,7 @@ def cmd_train(a, rest: list[str]) -> int:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     run_dir = new_run_dir(a.out)
-    if (run_dir / "model_last.pt").exists():
+    if any((run_dir / f).exists() for f in ("model_last.pt", "model_best.json", "model_best.pt")):
         raise FileExistsError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
     fit(cfg, run_dir, progress=not a.no_progress, command=command)
     return 0
@@ -145,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             rc = extra.run(a)
             if rc is not None:
                 return rc
-    except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (ConfigError, DatasetError, AudioError, FileNotFoundError, FileExistsError, ValueError,
+            FloatingPointError) as e:
         print(f"layersv: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a read-only folder: writes are atomic, so no file is left half-written
+        print(f"layersv: error: cannot write or read a file: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("layersv: interrupted (a run can be continued with `layersv train --resume RUN`)", file=sys.stderr)

@@ -27,7 +27,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--no-progress", action="store_true")
 
     la = sub.add_parser("layers", help="which hidden states a trained run's backend uses")
-    la.add_argument("run", help="run folder (model_best.pt, config.yaml)")
+    la.add_argument("run", help="run folder (model_best.json, config.yaml)")
     la.add_argument("--out", default="", help="output folder (default: the run folder)")
     la.add_argument("--max_utts", type=int, default=64, help="validation utterances for layer attention")
     la.add_argument("--device", default="cpu")

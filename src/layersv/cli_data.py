@@ -1,4 +1,4 @@
-"""``layersv prepare <corpus> SRC DATA_DIR`` and ``layersv trials-info FILE...`` (data subcommands)."""
+"""``layersv prepare <corpus> SRC DATA_DIR``, ``layersv check DATA``, ``layersv trials-info FILE...``."""
 
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ def add_parsers(sub) -> None:
     c.add_argument("--trials", type=int, default=20000, help="trials per split (half target)")
     c.add_argument("--seed", type=int, default=42)
 
+    k = sub.add_parser("check", help="validate a dataset folder: every listed file, trial lists; warnings")
+    k.add_argument("data", help="dataset folder")
+    k.add_argument("--sample_rate", type=int, default=16000, help="the model's rate (files at others are resampled)")
+    k.add_argument("--crop_sec", type=float, default=3.0, help="training crop (shorter files are padded)")
+
     t = sub.add_parser("trials-info", help="counts, targets, speakers and balance of trial lists")
     t.add_argument("files", nargs="+")
 
@@ -90,6 +95,19 @@ def _fractions(s: str) -> tuple[float, float, float]:
 def run(a) -> int | None:
     if a.command == "prepare":
         _prepare(a)
+        return 0
+    if a.command == "check":
+        import sys
+
+        from .data.folder import check_dataset, open_dataset, usability_notes
+
+        ds = open_dataset(a.data)
+        splits = tuple(s for s in ("valid", "test") if ds.has_trials(s) or s == "test")
+        infos = check_dataset(ds, splits)
+        for note in usability_notes(infos, a.sample_rate, a.crop_sec):
+            print(f"layersv: warning: {note}", file=sys.stderr)
+        print(f"{ds.root}: ok — {len(ds.train)} training files, {len(ds.speakers)} speakers, "
+              f"{len(infos)} files checked ({', '.join(splits)} trials)")
         return 0
     if a.command == "trials-info":
         from .data.trials import format_trials_info, trials_info

@@ -1,4 +1,4 @@
-"""CLI subcommands for inference: ``embed``, ``verify``, ``export`` (each calls one library function)."""
+"""CLI subcommands for inference: ``embed``, ``verify``, ``export``, ``convert`` (each calls one library function)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def add_parsers(sub) -> None:
     x.add_argument("run")
     x.add_argument("-o", "--out", required=True, help="output .onnx file")
     x.add_argument("--backend-only", action="store_true", help="export hidden (B,L,T,D), lengths → embedding")
+
+    c = sub.add_parser("convert", help="rewrite an old pickled run (model_best.pt) as safetensors + JSON")
+    c.add_argument("run", help="run folder (or one old .pt checkpoint)")
+    c.add_argument("--trust", action="store_true", help="required: converting unpickles the old files, which can "
+                   "run arbitrary code — only for files whose origin you trust")
 
 
 def format_verify(r: dict) -> str:
@@ -66,5 +71,11 @@ def run(a) -> int | None:
             print(f"layersv: error: {e}", file=sys.stderr)
             return 2
         print(f"wrote {r['path']} ({r['part']}); onnxruntime vs PyTorch max |diff| = {r['max_abs_diff']:.2e}")
+        return 0
+    if a.command == "convert":
+        from .convert import convert_run
+
+        for f in convert_run(a.run, trust=a.trust):
+            print(f"wrote {f}")
         return 0
     return None

@@ -6,9 +6,8 @@
   utterance not longer than ``crop_sec`` is one crop: itself).  The embedding is the mean of
   the L2-normalised crop embeddings, re-normalised; its raw norm is the mean raw norm.
   All crops have the same length, so batches carry no padding.
-* Cache: ``run_dir/embeddings/<set>[_crops<N>x<S>s].npz`` with a fingerprint of ``model_best.pt`` (size and
-  modification time, which change whenever the file is rewritten — writes are atomic
-  ``os.replace``) and of the extraction settings; a mismatch recomputes.
+* Cache: ``run_dir/embeddings/<set>[_crops<N>x<S>s].npz`` with a fingerprint of the best model (the sha256 of its
+  weights, recorded in ``model_best.json``) and of the extraction settings; a mismatch recomputes.
 """
 
 from __future__ import annotations
@@ -82,9 +81,11 @@ def extract_crop_embeddings(model: torch.nn.Module, ds: DatasetFolder, keys: lis
     return Embeddings(keys, mat, (norms / counts).numpy())
 
 
-def model_fingerprint(ckpt: str | Path) -> str:
-    st = Path(ckpt).stat()
-    return f"{st.st_size}-{st.st_mtime_ns}"
+def model_fingerprint(run_dir: str | Path) -> str:
+    """Changes whenever the run's best model is rewritten (sha256 of its weights, from its JSON)."""
+    from .checkpoint import description_fingerprint
+
+    return description_fingerprint(run_dir)
 
 
 def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetFolder, keys: list[str],
@@ -97,7 +98,7 @@ def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetF
     """
     run_dir = Path(run_dir)
     keys = sorted(set(keys))
-    fp = json.dumps({"model": model_fingerprint(run_dir / "model_best.pt"), "n_crops": n_crops,
+    fp = json.dumps({"model": model_fingerprint(run_dir), "n_crops": n_crops,
                      "crop_sec": crop_sec if n_crops else 0.0, "max_sec": 0.0 if n_crops else max_sec,
                      "data": str(ds.audio_root)}, sort_keys=True)
     suffix = f"_crops{n_crops}x{crop_sec:g}s" if n_crops else ""

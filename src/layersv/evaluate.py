@@ -29,6 +29,7 @@ from . import metrics
 from .config import Config, apply_overrides, load_config
 from .data.folder import DatasetFolder, check_dataset, open_dataset, probe_files
 from .embed_cache import cached_embeddings
+from .checkpoint import read_description
 from .model import load_model
 from .report import stage_metrics, write_report, write_scores
 from .scoring.asnorm import prepare_cohort
@@ -64,7 +65,7 @@ class _Embedder:
 
     def model(self):
         if self._model is None:
-            self._model = load_model(self.run_dir / "model_best.pt", self.device)
+            self._model = load_model(self.run_dir, self.device)
         return self._model
 
     def __call__(self, set_name: str, ds: DatasetFolder, keys: list[str], infos) -> "object":
@@ -244,9 +245,7 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     tag = f"{eval_ds.name}_{split}" if eval_ds is not ds else split
     for st, s in stages.items():
         write_scores(run_dir / "scores" / f"{tag}_{st}.csv", trials, s)
-    import torch
-
-    best = torch.load(run_dir / "model_best.pt", map_location="cpu", weights_only=False)
+    best = read_description(run_dir)
     ops = {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds}
     if not named:
         pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
@@ -274,7 +273,7 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
 
 def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", progress: bool = True,
                  overrides: dict | None = None, trials: str = "") -> dict:
-    """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with model_best.pt.
+    """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with its best model.
 
     ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, …).
     ``trials``: ``--trials NAME|FILE``, another trial list of that dataset folder (``vox1_e``) or a
@@ -286,8 +285,7 @@ def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
-    if not (run_dir / "model_best.pt").is_file():
-        raise FileNotFoundError(f"{run_dir} has no model_best.pt (training did not finish a cycle)")
+    read_description(run_dir)  # a clear error before any work: missing, or an old pickled checkpoint
     cfg = apply_overrides(load_config(run_dir / "config.yaml", registries()), overrides or {})
     log = setup_run_logger(run_dir)
     ds = open_dataset(cfg.data.data_dir)

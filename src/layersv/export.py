@@ -88,10 +88,21 @@ def check_parity(model, path: str | Path, part: str = "full", batch: int = 3, se
 
 
 def export_run(run: str | Path, out: str | Path, backend_only: bool = False, device: str = "cpu") -> dict:
-    """``layersv export``: export a run's best model and check parity → ``{"path", "part", "max_abs_diff"}``."""
-    from .model import load_model
+    """``layersv export``: export a run's best model and check parity → ``{"path", "part", "max_abs_diff"}``.
+
+    ``out`` ending in ``.json`` / ``.safetensors`` writes the portable PyTorch form instead
+    (``<stem>.safetensors`` + ``<stem>.json``, what :func:`layersv.load_model` reads; no head).
+    """
+    from .model import load_model, save_model
 
     model = load_model(run, "cpu")
+    if Path(out).suffix in (".json", ".safetensors"):
+        path = save_model(model, out)
+        again = load_model(path)
+        x = example_inputs(model, "full")
+        with torch.no_grad():
+            diff = float((again(*x) - model(*x)).abs().max())
+        return {"path": str(path), "part": "safetensors", "max_abs_diff": diff}
     part = "backend" if backend_only else "full"
     path = export_onnx(model, out, part)
     return {"path": str(path), "part": part, "max_abs_diff": check_parity(model, path, part)}

@@ -148,10 +148,8 @@ def verify(run: str | Path, a: str | Path, b: str | Path, p_target: float = 0.01
     from .model import load_model
 
     run = Path(run)
-    if not (run / "model_best.pt").is_file():
-        raise FileNotFoundError(f"{run}: no model_best.pt (not a trained run folder)")
+    model = load_model(run, device)  # first: refuses a missing or pickled model before anything else
     pipe, stored = scoring_state(run)
-    model = load_model(run, device)
     fa, fb = embed_for_scoring(model, a, pipe), embed_for_scoring(model, b, pipe)
     emb = Embeddings(["a", "b"], np.stack([fa.embedding, fb.embedding]), np.array([fa.raw_norm, fb.raw_norm]))
     trials = Trials(np.zeros(1, dtype=np.int64), ["a"], ["b"])

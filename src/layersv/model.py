@@ -1,10 +1,10 @@
 """``SpeakerEncoder(frontend, backend)``: waveforms → speaker embeddings; self-describing checkpoints.
 
-A checkpoint (``model_best.pt`` / ``model_last.pt``) holds ``{"format", "frontend": {name,
-description}, "backend": {name, args, in_layers, in_dim}, "state_dict", ...}`` so that
+A checkpoint is ``<stem>.safetensors`` (weights) + ``<stem>.json`` (``{"format", "frontend":
+{name, description}, "backend": {name, args, in_layers, in_dim}, ...}``) so that
 :func:`load_model` rebuilds the encoder without the training config or the original
-pretrained weights.  The training head is never part of it (the trainer stores it
-separately under ``"train_state"`` in ``model_last.pt``).
+pretrained weights, and without unpickling anything (:mod:`layersv.checkpoint`).  The training
+head is never part of the encoder (it is stored beside it, ``<stem>.head.safetensors``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CHECKPOINT_FORMAT = "layersv-1"
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
 
 
 class SpeakerEncoder(nn.Module):
@@ -109,31 +109,25 @@ def build_model(cfg) -> SpeakerEncoder:
     return SpeakerEncoder(frontend, backend, cfg.frontend.frontend, cfg.model.model, cfg.model.args)
 
 
-def save_model(model: SpeakerEncoder, path: str | os.PathLike, **extra: Any) -> None:
-    """Write a self-describing checkpoint atomically; ``extra`` entries are stored beside it."""
-    from .utils import atomic_torch_save
+def save_model(model: SpeakerEncoder, path: str | os.PathLike, head_state: dict | None = None,
+               **extra: Any) -> Path:
+    """Write ``<stem>.safetensors`` + ``<stem>.json`` (see :mod:`layersv.checkpoint`) → the JSON path.
+
+    ``path``: the stem, or a name ending in ``.json`` / ``.safetensors`` / ``.pt`` (replaced);
+    ``extra``: JSON-able entries stored in the description (step, validation figures, ...);
+    ``head_state``: a training head's state dict, stored beside it (never loaded by :func:`load_model`).
+    """
+    from .checkpoint import write_checkpoint
 
     model = getattr(model, "module", model)
-    ckpt = model.describe()
-    ckpt["state_dict"] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    ckpt.update(extra)
-    atomic_torch_save(ckpt, path)
+    return write_checkpoint(model.describe(), model.state_dict(), path, head_state=head_state, **extra)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
-    """Load a checkpoint file (or ``<run>/model_best.pt`` when given a run folder)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model_best.pt"
-    if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise ValueError(f"cannot read checkpoint {p}: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{p} is not a layersv checkpoint (format {CHECKPOINT_FORMAT})")
-    return ckpt
+def read_checkpoint(path: str | os.PathLike, with_head: bool = False) -> dict:
+    """Description + ``state_dict`` of a checkpoint (run folder → its best model); never unpickles."""
+    from .checkpoint import read_checkpoint as _read
+
+    return _read(path, with_head=with_head)
 
 
 def model_from_checkpoint(ckpt: dict) -> SpeakerEncoder:
@@ -152,5 +146,9 @@ def model_from_checkpoint(ckpt: dict) -> SpeakerEncoder:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> SpeakerEncoder:
-    """Rebuild a trained encoder from a checkpoint file or run folder (eval mode)."""
+    """Rebuild a trained encoder (eval mode) from a run folder, a model folder or a checkpoint file.
+
+    Reads only JSON and safetensors; an old pickled ``.pt`` checkpoint raises
+    :class:`layersv.checkpoint.LegacyCheckpointError` naming ``layersv convert RUN --trust``.
+    """
     return model_from_checkpoint(read_checkpoint(path)).to(device)

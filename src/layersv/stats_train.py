@@ -9,7 +9,7 @@
    while adding one lowers the validation EER of the concatenation (at most ``MAX_AUTO_LAYERS``).
 3. :meth:`layersv.backends.stats.Stats.fit_whitening` on the training statistics only.
 4. A normal run folder: config.yaml (with the resolved layers and ``embedding_dim``), training.log,
-   metrics.csv (one row), model_best.pt = model_last.pt, layer_selection.json, and the test report
+   metrics.csv (one row), model_best = model_last (safetensors + JSON), layer_selection.json, and the test report
    through :func:`layersv.evaluate.evaluate_split` (the test utterances are embedded by the saved
    model from waveforms, as ``layersv eval`` does).
 
@@ -76,7 +76,8 @@ def select_layers(stats: np.ndarray, index: dict, train_rows, trials, ranking: l
     return chosen, steps
 
 
-def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: str = "") -> Path:
+def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: str = "",
+              infos: dict | None = None) -> Path:
     """Fit the ``Stats`` backend of ``cfg`` into ``run_dir``; returns the run folder."""
     from .backends.stats import Stats
     from .evaluate import evaluate_split
@@ -95,7 +96,7 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     spec = _layer_spec(cfg)
     ds = open_dataset(cfg.data.data_dir)
     splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
-    infos = check_dataset(ds, splits)
+    infos = infos if infos is not None else check_dataset(ds, splits)  # train.fit checked it already
     train_rows = ds.train
     if cfg.data.max_train_utts and len(train_rows) > cfg.data.max_train_utts:
         idx = np.random.default_rng(cfg.seed).choice(len(train_rows), cfg.data.max_train_utts, replace=False)
@@ -143,7 +144,7 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     msg = f"fitted: valid EER {va['eer']:.2f} % minDCF0.01 {va['min_dcf_0.01']:.4f} (hidden states {ids}, {kind})"
     log.info(msg)
     print(msg, flush=True)
-    for name in ("model_best.pt", "model_last.pt"):
+    for name in ("model_best", "model_last"):
         save_model(model, run_dir / name, step=0, valid=va)
     write_metrics(run_dir, [{"cycle": 1, "step": 0, "valid_eer": va["eer"], "valid_min_dcf_0.01": va["min_dcf_0.01"],
                              "valid_min_dcf_0.05": va["min_dcf_0.05"], "best_valid_eer": va["eer"],

@@ -1,11 +1,13 @@
 """The training loop, explicit: ``fit`` → ``train_one_cycle`` → ``validate`` → (test once, at the end).
 
 A *cycle* is ``nb_steps_eval`` optimizer steps followed by validation on the dataset's
-**validation** trials; ``model_best.pt`` is the cycle with the lowest validation EER (the
+**validation** trials; ``model_best.{json,safetensors}`` is the cycle with the lowest validation EER (the
 seeds also looked at test scores while selecting; here the test set is scored once, on the
 selected checkpoint, unless ``eval_test_each_cycle`` asks for a per-cycle look that is logged only).
-``model_last.pt`` carries optimizer, scheduler, head, EMA and RNG states, so ``--resume RUN``
-continues exactly where the last finished cycle ended and reaches the same final metrics.
+``model_last.{json,safetensors}`` is the encoder of the last cycle and ``model_last.pt`` carries
+optimizer, scheduler, head, EMA and RNG states (read back with ``weights_only=True``; see
+:mod:`layersv.checkpoint`), so ``--resume RUN`` continues exactly where the last finished cycle
+ended and reaches the same final metrics.
 
 Phases (LAP's frozen → joint → large-margin fine-tuning) are configs, not code paths: they
 differ in ``frz_pretrain``, ``init_from``, learning rates, margin and crop length.
@@ -20,6 +22,8 @@ import csv
 import io
 import json
 import math
+import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -36,10 +40,12 @@ from . import metrics
 from .config import Config, save_config, to_dict
 from .data.augment import build_augmenter
 from .data.dataset import TrainCrops, collate
-from .data.folder import DatasetFolder, check_dataset, open_dataset
+from .data.folder import DatasetFolder, check_dataset, open_dataset, usability_notes
 from .embed import extract_embeddings
 from .heads import MarginSchedule, build_head
 from .loggers import build_logger
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .checkpoint import jsonable, load_resume_state, save_resume_state
 from .model import SpeakerEncoder, build_model, read_checkpoint, save_model
 from .optim import build_optimizer, build_scheduler, param_groups
 from .utils import (atomic_write_text, count_parameters, rng_state, seed_everything, set_rng_state,
@@ -153,7 +159,7 @@ def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config
         with (nullcontext() if sync else step_mod.no_sync()), _autocast(cfg, device):
             loss, logits = step_mod(b.wav.to(device), b.lengths.to(device), labels)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {state.step}; lower the learning rate")
+            raise FloatingPointError(f"non-finite loss at step {state.step + 1}; lower the learning rate")
         with (nullcontext() if sync else step_mod.no_sync()):
             scaler.scale(loss / accum).backward()
         tot_loss += loss.item() / accum
@@ -255,9 +261,9 @@ def carry_head_state(head: nn.Module, state: dict) -> tuple[list[str], list[str]
 
 
 def init_from(model: SpeakerEncoder, head, path: str, log) -> None:
-    """Initialise from a previous phase (run folder → its model_best.pt), and its head (see
+    """Initialise from a previous phase (run folder → its best model), and its head (see
     :func:`carry_head_state`: speed-perturbation classes are dropped or added around the original rows)."""
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, with_head=True)
     missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     log.info(f"init_from {path}: {len(missing)} missing and {len(unexpected)} unexpected weights")
     hs = ckpt.get("head_state")
@@ -313,17 +319,33 @@ def _check_batch(cfg: Config) -> None:
 
 def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         command: str = "") -> Path:
-    """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder."""
-    from .config_check import check_unread
+    """Train ``cfg`` into ``run_dir`` (created), or continue it when ``resume``; returns the run folder.
 
-    check_unread(cfg)
-    if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
-        from .stats_train import fit_stats
+    The dataset is validated before the run folder is created; a start that fails before the first
+    checkpoint removes the folder it created, so no half-made run is left behind.
+    """
+    splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
+    ds = open_dataset(cfg.data.data_dir)
+    infos = check_dataset(ds, splits)
+    run_dir = Path(run_dir or new_run_dir(None))
+    created = not run_dir.exists()
+    try:
+        if cfg.model.model == "Stats":  # training-free: statistics + whitening, fitted (layersv.stats_train)
+            from .stats_train import fit_stats
 
-        return fit_stats(cfg, run_dir or new_run_dir(None), progress, command)
+            return fit_stats(cfg, run_dir, progress, command, infos=infos)
+        return _fit(cfg, run_dir, resume, progress, command, ds, infos)
+    except BaseException:
+        if created and dist.is_main() and not any((run_dir / f).exists() for f in ("model_last.pt", "model_last.json")):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _fit(cfg: Config, run_dir: Path, resume: bool, progress: bool, command: str, ds: DatasetFolder,
+         infos: dict) -> Path:
     device = dist.setup(cfg.device)
     main = dist.is_main()
-    run_dir = Path(dist.broadcast_object(str(run_dir or new_run_dir(None))))
+    run_dir = Path(dist.broadcast_object(str(run_dir)))
     _check_batch(cfg)
     if main:
         (run_dir / "scores").mkdir(parents=True, exist_ok=True)
@@ -337,8 +359,6 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         save_config(cfg, run_dir / "config.yaml")
     log.info("config: " + json.dumps(to_dict(cfg)))
 
-    ds = open_dataset(cfg.data.data_dir)
-    infos = check_dataset(ds, ("valid",) if cfg.train.skiptest else ("valid", "test"))
     train_rows = _training_rows(cfg, ds)
     speakers = sorted({s for _, s in train_rows})
     spk_index = {s: i for i, s in enumerate(speakers)}
@@ -346,6 +366,10 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
              f"world size {dist.world_size()}")
 
     model = build_model(cfg).to(device)
+    for note in usability_notes(infos, model.sample_rate, cfg.data.train_max_sec):
+        log.info(f"warning: {note}")
+        if main:
+            print(f"layersv: warning: {note}", file=sys.stderr, flush=True)
     num_classes = len(speakers) * (1 + len(cfg.data.speed_perturb))  # LAP: each speed factor = new speakers
     head = build_head(cfg.head.head, model.embedding_dim, num_classes, **cfg.head.args).to(device)
     log.info(f"parameters: frontend {count_parameters(model.frontend)} "
@@ -359,9 +383,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp == "fp16" and device.startswith("cuda"))
     state = TrainState()
     if resume:
-        last = torch.load(run_dir / "model_last.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(last["state_dict"])
-        ts = last["train_state"]
+        ts = load_resume_state(run_dir)
+        model.load_state_dict(ts["model"])  # one file holds everything resume needs: one atomic write
         head.load_state_dict(ts["head"])
         opt.load_state_dict(ts["optimizer"])
         sched.load_state_dict(ts["scheduler"])
@@ -419,8 +442,14 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
         loader = DataLoader(crops, batch_sampler=StepBatches(state.step, steps, cfg.train.batch_size,
                                                              dist.world_size(), dist.rank(), cfg.train.accum_steps),
                             collate_fn=getattr(crops, "collate", collate), num_workers=cfg.workers)
-        tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
-                                       margin_fn, ema, on_step)
+        try:
+            tr, step_mod = train_one_cycle(step_mod, opt, sched, scaler, loader, cfg, state, steps, device, bar,
+                                           margin_fn, ema, on_step)
+        except FloatingPointError as e:
+            kept = (f"{run_dir} keeps the last good checkpoint (step {state.history[-1]['step']})"
+                    if state.history else "no checkpoint was written yet")
+            log.info(f"stopped: {e}; {kept}")
+            raise FloatingPointError(f"{e}; training stopped, {kept}") from None
         state.cycle += 1
         eval_model = ema.model if ema is not None else model
         va = validate(eval_model, ds, infos, cfg, device, progress, cache=cache)
@@ -445,10 +474,13 @@ def fit(cfg: Config, run_dir: str | Path | None = None, resume: bool = False, pr
             tlog.log(state.step, {f"train/{k}": v for k, v in tr.items()} |
                      {f"valid/{k}": v for k, v in va.items() if k not in ("trials", "targets")})
             if improved:
-                save_model(eval_model, run_dir / "model_best.pt", step=state.step, valid=va, head_state=head.state_dict())
-            save_model(model, run_dir / "model_last.pt", step=state.step, train_state={
+                save_model(eval_model, run_dir / "model_best", head_state=head.state_dict(), step=state.step,
+                           valid=va)
+            save_model(model, run_dir / "model_last", step=state.step, valid=va)
+            save_resume_state(run_dir, {
+                "format": CHECKPOINT_FORMAT, "step": state.step, "model": model.state_dict(),
                 "head": head.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "state": {**vars(state), "history": list(state.history)}, "rng": rngs,
+                "state": jsonable({**vars(state), "history": list(state.history)}), "rng": rngs,
                 "ema": ema.model.state_dict() if ema is not None else None,
             })
             write_metrics(run_dir, state.history)

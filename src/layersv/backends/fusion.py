@@ -34,6 +34,13 @@ import torch.nn.functional as F
 from .layers import StaticLayers, lengths_to_mask, mask_time, masked_avg, masked_mean_std
 
 
+def _sinc(x: torch.Tensor) -> torch.Tensor:
+    """``sin(πx) / (πx)`` with 1 at 0 (``torch.sinc`` has no ONNX export at opset 17)."""
+    y = torch.pi * x
+    zero = y == 0
+    return torch.where(zero, torch.ones_like(y), torch.sin(y) / torch.where(zero, torch.ones_like(y), y))
+
+
 class RawSincConv(nn.Module):
     """Learnable band-pass sinc filters (Ravanelli & Bengio 2018), RawNetX variant: ``(B, S)`` → ``(B, C, S)``."""
 
@@ -53,7 +60,7 @@ class RawSincConv(nn.Module):
         high = (low + self.min_band + self.band_hz.abs()).clamp(max=self.sample_rate / 2)
         if self.seed_sinc:  # the seed: doubled cut-offs, zero centre tap
             high, low = 2 * high, 2 * low
-        bp = 2 * high * torch.sinc(2 * high * self.n) - 2 * low * torch.sinc(2 * low * self.n)
+        bp = 2 * high * _sinc(2 * high * self.n) - 2 * low * _sinc(2 * low * self.n)
         if self.seed_sinc:
             bp = bp * (self.n != 0)
         return (bp / (2 * (high - low))) * self.window  # unit gain at the band centre (approximately)

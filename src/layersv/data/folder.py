@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .audio import AudioError, AudioInfo, audio_info
+from .audio import AudioError, AudioInfo, audio_info, content_problem
 
 
 class DatasetError(ValueError):
@@ -50,7 +50,7 @@ def read_trials(path: str | os.PathLike) -> Trials:
     if not p.is_file():
         raise DatasetError(f"trial list not found: {p}")
     labels, a, b = [], [], []
-    text = p.read_text().splitlines()
+    text = p.read_text(encoding="utf-8-sig").splitlines()  # utf-8-sig: a byte-order mark is not data
     if text and text[0].replace(" ", "").upper().startswith("LABEL,"):
         rows = csv.DictReader(text)
         cols = {c.upper(): c for c in rows.fieldnames or []}
@@ -115,10 +115,17 @@ class DatasetFolder:
         p = self.root / name
         if not p.is_file():
             raise DatasetError(f"{p}: not found")
-        with open(p, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if rows and not {"path", "speaker"} <= set(rows[0]):
-            raise DatasetError(f"{p}: needs the columns path,speaker")
+        with open(p, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: a byte-order mark is not data
+            reader = csv.DictReader(f)
+            cols = [c.strip() for c in reader.fieldnames or []]
+            if not {"path", "speaker"} <= set(cols):
+                raise DatasetError(f"{p}: needs the columns path,speaker (found: {','.join(cols) or 'nothing'})")
+            reader.fieldnames = cols
+            rows = list(reader)
+        bad = [f"{p}:{i}: empty path or speaker" for i, r in enumerate(rows, start=2)
+               if not (r.get("path") or "").strip() or not (r.get("speaker") or "").strip()]
+        if bad:
+            raise DatasetError(f"{p}: {len(bad)} incomplete row(s):\n  " + "\n  ".join(bad[:20]))
         return [(r["path"], r["speaker"]) for r in rows]
 
 
@@ -143,9 +150,10 @@ def open_dataset(data_dir: str | os.PathLike, need_train: bool = True) -> Datase
     return ds
 
 
-def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8,
-                min_duration_s: float = 0.0) -> tuple[dict[str, AudioInfo], list[str]]:
-    """Read the header of every file; returns (infos, problems) — one problem line per bad file."""
+def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8, min_duration_s: float = 0.0,
+                content: bool = False) -> tuple[dict[str, AudioInfo], list[str]]:
+    """Read the header of every file (and with ``content`` check the samples: NaN, digital silence,
+    see :func:`~layersv.data.audio.content_problem`); returns (infos, problems), one line per bad file."""
     uniq = sorted(set(rel_paths))
 
     def one(rel: str):
@@ -155,7 +163,8 @@ def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8,
             return rel, None, str(e)
         if info.duration < min_duration_s:
             return rel, None, f"{ds.abspath(rel)}: too short ({info.duration:.3f} s < {min_duration_s} s)"
-        return rel, info, None
+        err = content_problem(ds.abspath(rel)) if content else None
+        return rel, (None if err else info), err
 
     infos, problems = {}, []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
@@ -170,7 +179,11 @@ def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8,
 def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test"),
                   min_duration_s: float = 0.1, max_listed: int = 20,
                   include_train: bool = True) -> dict[str, AudioInfo]:
-    """Validate everything a run will read *before* it starts; one error lists all offending rows."""
+    """Validate everything a run will read *before* it starts; one error lists all offending rows.
+
+    Headers of every listed file are read, and their samples checked (NaN, digital silence);
+    identical validation and test trial lists are an error (selection would see the test set).
+    """
     problems: list[str] = []
     paths = [p for p, _ in ds.train] if include_train else []
     if "valid" in splits and "test" in splits and ds.has_trials("valid") and ds.has_trials("test"):
@@ -179,6 +192,7 @@ def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test")
             problems.append(f"{ds.root}: valid and test trials share {len(shared)} utterance(s) (e.g. "
                             f"{sorted(shared)[0]}): the best model would be selected on the test set; "
                             "validate on speakers held out from the test trials")
+    lists = {}
     for split in splits:
         if not ds.has_trials(split):
             problems.append(f"{ds.root}: missing {split}_trials.csv")
@@ -190,10 +204,38 @@ def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test")
         if t.labels.min() == t.labels.max():
             problems.append(f"{t.source}: needs both target (1) and non-target (0) trials")
         paths += t.utterances
-    infos, bad = probe_files(ds, paths, min_duration_s=min_duration_s)
+        lists[split] = (t.source, {(int(la), *sorted((e, s))) for la, e, s in zip(t.labels, t.enroll, t.test)})
+    if "valid" in lists and "test" in lists and lists["valid"][1] == lists["test"][1]:
+        problems.append(f"{lists['valid'][0]} and {lists['test'][0]} hold the same trials: selecting the model on "
+                        "validation would select it on the test set; give each its own speakers")
+    infos, bad = probe_files(ds, paths, min_duration_s=min_duration_s, content=True)
     problems += bad
     if problems:
         shown = "\n  ".join(problems[:max_listed])
         more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
         raise DatasetError(f"dataset {ds.root} has {len(problems)} problem(s):\n  {shown}{more}")
     return infos
+
+
+def usability_notes(infos: dict[str, AudioInfo], sample_rate: int, crop_s: float = 0.0,
+                    max_examples: int = 3) -> list[str]:
+    """Warnings for files that are used after a fix: resampled, mixed down to mono, or padded.
+
+    ``crop_s``: the training crop (files shorter than it are wrap-padded); 0 skips that note.
+    """
+    def note(keys: list[str], what: str) -> str:
+        eg = ", ".join(keys[:max_examples]) + (", ..." if len(keys) > max_examples else "")
+        return f"{len(keys)} file(s) {what} (e.g. {eg})"
+
+    notes = []
+    rates = sorted({i.sample_rate for i in infos.values()} - {sample_rate})
+    for r in rates:
+        notes.append(note(sorted(k for k, i in infos.items() if i.sample_rate == r),
+                          f"at {r} Hz, not {sample_rate} Hz: resampled when read"))
+    multi = sorted(k for k, i in infos.items() if i.channels > 1)
+    if multi:
+        notes.append(note(multi, "with several channels: mixed down to mono (channel average)"))
+    short = sorted(k for k, i in infos.items() if crop_s and i.duration < crop_s)
+    if short:
+        notes.append(note(short, f"shorter than the {crop_s:g} s training crop: padded by repetition"))
+    return notes

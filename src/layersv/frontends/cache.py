@@ -16,6 +16,8 @@ Shards are written to a temporary file and renamed, then the manifest is rewritt
 killed build loses at most the shard in progress, and the next call resumes.
 Augmented copies of the training utterances (``augment``, :mod:`layersv.frontends.cache_augment`)
 are caches of their own, keyed by the clean key plus the copy's augmentation settings.
+The manifest stores each shard's size and sha256: a truncated shard is always detected (size), and
+``verify=True`` (``layersv cache``) re-hashes every shard, so a resumed build equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -46,6 +48,25 @@ def weights_hash(module: nn.Module) -> str:
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _HashingWriter:
+    """A write-only file wrapper that hashes what passes through (``np.save`` calls ``write``)."""
+
+    def __init__(self, f, h):
+        self.f, self.h = f, h
+
+    def write(self, b) -> int:
+        self.h.update(b)
+        return self.f.write(b)
 
 
 def is_frozen(frontend: nn.Module) -> bool:
@@ -117,7 +138,7 @@ class FeatureCache:
     def get(self, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         sid, off, n = self.index[key]
         if sid not in self._maps:
-            self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r")
+            self._maps[sid] = np.load(self.path / f"shard_{sid}.npy", mmap_mode="r", allow_pickle=False)
         stop = n if stop is None else min(stop, n)
         arr = self._maps[sid]
         if self._layer_pos is not None:
@@ -127,7 +148,7 @@ class FeatureCache:
     @classmethod
     def open_or_build(cls, frontend: nn.Module, frontend_name: str, ds, keys: list[str], root: str | Path,
                       dtype: str = "float16", shard_utts: int = 64, batch_sec: float = 60.0, device: str = "cpu",
-                      progress: bool = True, log=None, augment=None) -> "FeatureCache":
+                      progress: bool = True, log=None, augment=None, verify: bool = False) -> "FeatureCache":
         """Open the cache of ``keys`` for this frozen frontend, building (or finishing) it first when needed.
 
         Shards are reused by utterance, whatever request built them: a cache of train + valid + test
@@ -135,7 +156,8 @@ class FeatureCache:
         utterances that no valid shard holds (in new shards). A shard is dropped (and its file
         deleted) only when one of its audio files changed or vanished, or its file is damaged.
         ``augment`` (a ``cache_augment.CopyAugment``) makes it an augmented copy: waveforms are augmented
-        before the encoder, and its settings join the key.
+        before the encoder, and its settings join the key. ``verify``: re-hash every shard against the
+        manifest's sha256 (else only sizes and shapes are checked).
         """
         if dtype not in DTYPES:
             raise ValueError(f"cache dtype {dtype!r}; valid: {', '.join(DTYPES)}")
@@ -143,9 +165,11 @@ class FeatureCache:
             raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
         path, header = cache_location(frontend, frontend_name, ds, root, dtype, augment)
         path.mkdir(parents=True, exist_ok=True)
+        for tmp in path.glob("shard_*.npy.tmp"):  # left by a killed build
+            tmp.unlink()
         keys = sorted(set(keys))
         manifest = cls._read_manifest(path, header)
-        kept = {sid: sh for sid, sh in manifest["shards"].items() if cls._shard_valid(path, sid, sh, ds, header)}
+        kept = {sid: sh for sid, sh in manifest["shards"].items() if cls._shard_valid(path, sid, sh, ds, header, verify)}
         stale = len(manifest["shards"]) - len(kept)
         have = {k for sh in kept.values() for k in sh["keys"]}
         missing = [k for k in keys if k not in have]
@@ -162,9 +186,9 @@ class FeatureCache:
         atomic_write_text(path / "manifest.json", json.dumps(manifest))
         for n, (sid, part) in enumerate(tqdm(list(plan.items()), desc="cache build", disable=not progress,
                                              unit="shard")):
-            frames = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[dtype], batch_sec,
-                                      device, augment=augment)
-            manifest["shards"][sid] = {"keys": part, "frames": frames,
+            frames, size, sha = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[dtype],
+                                                 batch_sec, device, augment=augment)
+            manifest["shards"][sid] = {"keys": part, "frames": frames, "bytes": size, "sha256": sha,
                                        "audio": [audio_stamp(ds.abspath(k)) for k in part]}
             manifest["complete"] = n + 1 == len(plan)
             atomic_write_text(path / "manifest.json", json.dumps(manifest))
@@ -181,12 +205,19 @@ class FeatureCache:
         return m if same else {"header": header, "shards": {}}
 
     @staticmethod
-    def _shard_valid(path: Path, sid: str, sh: dict, ds, header: dict) -> bool:
-        """The shard's audio files are unchanged and its array has the recorded shape and dtype."""
+    def _shard_valid(path: Path, sid: str, sh: dict, ds, header: dict, verify: bool = False) -> bool:
+        """The shard's audio files are unchanged, its file has the recorded size (and sha256 when
+        ``verify``), and its array the recorded shape and dtype. A manifest entry of an older version
+        without size and hash gets them here (once)."""
         try:
             if sh.get("audio") != [audio_stamp(ds.abspath(k)) for k in sh.get("keys", [])]:
                 return False
-            arr = np.load(path / f"shard_{sid}.npy", mmap_mode="r")
+            f = path / f"shard_{sid}.npy"
+            if "bytes" not in sh:
+                sh["bytes"], sh["sha256"] = f.stat().st_size, _sha256(f)
+            if f.stat().st_size != sh["bytes"] or (verify and _sha256(f) != sh.get("sha256")):
+                return False
+            arr = np.load(f, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
             return False
         return arr.shape == (header["num_layers"], sum(sh["frames"]), header["dim"]) and \
@@ -195,7 +226,8 @@ class FeatureCache:
     @staticmethod
     @torch.no_grad()
     def _write_shard(frontend: nn.Module, ds, keys: list[str], out: Path, dtype, batch_sec: float,
-                     device: str, augment=None) -> list[int]:
+                     device: str, augment=None) -> tuple[list[int], int, str]:
+        """Compute and write one shard atomically → (frames per utterance, file size, sha256)."""
         sr = int(frontend.sample_rate)
         dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr)
         if augment is not None:
@@ -212,12 +244,17 @@ class FeatureCache:
                 states[k] = hidden[i, :, : int(lengths[i])].cpu().numpy().astype(dtype)
         arr = np.concatenate([states[k] for k in keys], axis=1)
         tmp = out.with_name(out.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, arr)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        return [int(states[k].shape[1]) for k in keys]
+        h = hashlib.sha256()
+        try:
+            with open(tmp, "wb") as f:
+                np.save(_HashingWriter(f, h), arr)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return [int(states[k].shape[1]) for k in keys], out.stat().st_size, h.hexdigest()
 
 
 class CachedCrops(Dataset):
@@ -367,7 +404,7 @@ def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits
             raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
     root = cache_dir or Path(ds.root) / ".layersv_cache"
     cache = FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                       device=device, progress=progress)
+                                       device=device, progress=progress, verify=True)
     cache.copies = []
     if frontend_cfg.augment_copies > 0:
         from .cache_augment import open_augmented_copies

@@ -121,8 +121,12 @@ def _convert(src_root: Path, dst_root: Path, rel: str, workers_rate: int) -> str
     out.parent.mkdir(parents=True, exist_ok=True)
     wav = load_audio(src_root / rel, workers_rate)
     tmp = out.with_suffix(".tmp.wav")
-    sf.write(str(tmp), wav, workers_rate, subtype="PCM_16")
-    os.replace(tmp, out)
+    try:
+        sf.write(str(tmp), wav, workers_rate, subtype="PCM_16")
+        os.replace(tmp, out)
+    except BaseException:  # a full disk: no half-written file under either name
+        tmp.unlink(missing_ok=True)
+        raise
     return out.relative_to(dst_root).as_posix()
 
 
