@@ -29,6 +29,9 @@ CANNOT = {
     ("FinetuneWV2", "backend"): "its transformer layer bakes the traced sequence length into a Reshape: the graph "
                                 "fails at any other number of frames",
     ("FinetuneWV2", "full"): "same Reshape with the traced sequence length as its backend",
+    ("FinetuneWV2-CLSHead", "backend"): "its own 2-layer transformer bakes the traced sequence length into a "
+                                        "Reshape, as FinetuneWV2's",
+    ("FinetuneWV2-CLSHead", "full"): "same Reshape with the traced sequence length as its backend",
     ("X-vector", "full"): "the MFCC frontend uses torch.fft.rfft, which the TorchScript exporter cannot "
                           "export at opset 17 (export the backend and compute MFCCs outside)",
     ("ECAPA-TDNN", "full"): "the fbank frontend uses torch.fft.rfft (as X-vector); export the backend",

@@ -63,7 +63,7 @@ def layer_lines(systems: list[dict]) -> str:
 
 
 def plot_curves(systems: list[dict], path: Path) -> None:
-    trained = [s for s in systems if len(s["curve"]) > 1]
+    trained = [s for s in systems if s["curve"] and any(r.get("train_acc") for r in s["curve"])]
     if not trained:
         return
     fig, axes = plt.subplots(1, len(trained), figsize=(3.2 * len(trained), 3.0), squeeze=False, sharey=True)

@@ -158,7 +158,8 @@ def _load(folder: Path, params: BankParams) -> RirBank | None:
         return None
     if hashlib.sha256(blob).hexdigest() != manifest.get("sha256"):
         return None
-    with np.load(io.BytesIO(blob)) as z:
+    buf = io.BytesIO(blob)
+    with np.load(buf, allow_pickle=False) as z:
         return RirBank(folder, manifest, z["data"], z["offsets"])
 
 
