@@ -133,7 +133,6 @@ def pad(arrs, layers):
 @torch.no_grad()
 def embed(model, feats, keys, layers, bs=16):
     model.eval()
-    out = []
     order = sorted(range(len(keys)), key=lambda i: feats[keys[i]].shape[1])
     res = {}
     for j in range(0, len(order), bs):
@@ -220,7 +219,6 @@ def main():
     head = build_head("aam", emb_dim, len(spk), margin=a.margin, scale=a.scale)
     if a.variant.startswith("statslda"):  # start the classifier at the training speakers' mean embeddings
         with torch.no_grad():
-            e = F.normalize(model(*pad([feats[k] for k in tr_keys[:1]], layers)), dim=-1)  # warm
             em = embed(model, feats, tr_keys, layers)
             cent = np.stack([em[lab == c].mean(0) for c in range(len(spk))])
             head.weight.data = torch.as_tensor(cent, dtype=torch.float32)

@@ -66,15 +66,18 @@ def plot_curves(systems: list[dict], path: Path) -> None:
     trained = [s for s in systems if s["curve"] and any(r.get("train_acc") for r in s["curve"])]
     if not trained:
         return
-    fig, axes = plt.subplots(1, len(trained), figsize=(3.2 * len(trained), 3.0), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(trained), figsize=(3.4 * len(trained), 3.0), squeeze=False)
     for ax, s in zip(axes[0], trained):
         step = [int(r["step"]) for r in s["curve"]]
-        ax.plot(step, [float(r["valid_eer"]) for r in s["curve"]], "o-", label="valid EER %")
-        ax.plot(step, [100 * float(r["train_acc"] or 0) for r in s["curve"]], "s--", label="train acc %")
+        ax.plot(step, [float(r["valid_eer"]) for r in s["curve"]], "o-", color="C0")
+        ax.set_ylabel("valid EER %", color="C0", fontsize=8)
+        acc = ax.twinx()  # accuracy on its own axis: EER differences of tenths stay visible
+        acc.plot(step, [100 * float(r["train_acc"] or 0) for r in s["curve"]], "s--", color="C1")
+        acc.set_ylabel("train accuracy %", color="C1", fontsize=8)
+        acc.set_ylim(0, 101)
         ax.set_title(s["name"], fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -20,7 +20,6 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 from ..audio import load_audio
