@@ -40,7 +40,7 @@ def test_reduced_recipe_runs_end_to_end(tmp_path):
         assert rep["trials"] > 0 and 0.0 <= rep["stages"]["cosine"]["eer"] <= 100.0
         assert "valid_stages" in rep
     assert "plda" in json.loads((out / "stats" / "report.json").read_text())["stages"]
-    assert {"asnorm", "qmf"} <= set(json.loads((out / "superb" / "report.json").read_text())["stages"])
+    assert {"asnorm", "plda", "qmf"} <= set(json.loads((out / "superb" / "report.json").read_text())["stages"])
     table = (out / "results.md").read_text()
     assert "| stats |" in table and "| superb |" in table
     assert (out / "curves.png").is_file() and (out / "probe").is_dir()

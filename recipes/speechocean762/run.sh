@@ -42,12 +42,12 @@ stamp "cache"
 layersv probe "$DATA" "${COMMON[@]}" --out "$OUT/probe" --no-progress
 stamp "probe"
 
-EVAL=(--score_normalize --score_calibrate)
+EVAL=(--score_normalize --score_calibrate --score_plda)  # PLDA needs speakers with 2+ recordings
 for sys in $SYSTEMS; do
   case $sys in
     stats)  # 4. training-free: best layers chosen on validation, PCA + LDA fitted on train; PLDA stage
       layersv train "$DATA" Stats "${COMMON[@]}" --layers auto --out "$OUT/stats" --no-progress
-      layersv eval "$OUT/stats" "${EVAL[@]}" --score_plda --no-progress ;;
+      layersv eval "$OUT/stats" "${EVAL[@]}" --no-progress ;;
     superb|lap|mhfa|unipool|ltdnn)  # 5. trained backends on the frozen encoder, from the cache
       model=$(python - "$HERE/configs/$sys.yaml" <<'PY'
 import sys, yaml
