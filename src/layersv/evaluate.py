@@ -247,6 +247,8 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
         write_scores(run_dir / "scores" / f"{tag}_{st}.csv", trials, s)
     best = read_description(run_dir)
     ops = {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds}
+    if eval_ds is not ds and not named:  # cross-dataset: beside the run's own report, never over it
+        named = tag
     if not named:
         pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
                                                                          if k != "valid_stages"}})
@@ -260,7 +262,7 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     }
     if "valid_stages" in extra:
         report["valid_stages"] = extra["valid_stages"]
-    if named:
+    if trials_spec:
         report["trials_file"] = trials.source
     write_report(run_dir, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})",
                  name=tag if named else "")
