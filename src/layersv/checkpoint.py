@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .utils import file_sha256
+
 FORMAT = "layersv-2"
 LEGACY_FORMAT = "layersv-1"
 PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".pkl")
@@ -101,14 +103,6 @@ def jsonable(x: Any) -> Any:
     raise TypeError(f"cannot store {type(x).__name__} in a checkpoint description (JSON)")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _tensor_bytes(tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> bytes:
     from safetensors.torch import save
 
@@ -130,7 +124,7 @@ def read_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
 
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file missing")
-    if sha256 and _sha256(path) != sha256:
+    if sha256 and file_sha256(path) != sha256:
         raise CheckpointError(f"{path}: checksum mismatch (truncated or replaced); the description "
                               f"{path.with_suffix('')}.json expects another file")
     try:

@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.dataset import Batch, ListSampler, Utterances, collate, length_buckets
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, file_sha256
 
 FORMAT = "layersv-cache-1"
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -47,14 +47,6 @@ def weights_hash(module: nn.Module) -> str:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
     return h.hexdigest()
 
 
@@ -214,8 +206,8 @@ class FeatureCache:
                 return False
             f = path / f"shard_{sid}.npy"
             if "bytes" not in sh:
-                sh["bytes"], sh["sha256"] = f.stat().st_size, _sha256(f)
-            if f.stat().st_size != sh["bytes"] or (verify and _sha256(f) != sh.get("sha256")):
+                sh["bytes"], sh["sha256"] = f.stat().st_size, file_sha256(f)
+            if f.stat().st_size != sh["bytes"] or (verify and file_sha256(f) != sh.get("sha256")):
                 return False
             arr = np.load(f, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError):
