@@ -42,3 +42,13 @@ def fbank_stats_run(tiny_data, tmp_path_factory) -> Path:
     ov = {"frontend": "fbank", "layers": "0", "score_calibrate": "true"}
     cfg = assemble_config(str(tiny_data), "Stats", None, ov)
     return fit_stats(cfg, tmp_path_factory.mktemp("fbank_stats") / "run", progress=False)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread is much faster than two on a shared, loaded machine.
+    Modules opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -31,13 +31,7 @@ SMALL = {
 L, D = 3, 16
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TRAINABLE = sorted(n for n, c in BACKENDS.items() if getattr(c, "trainable", True))  # Stats is fitted, not trained

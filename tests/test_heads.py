@@ -10,13 +10,7 @@ from layersv.heads import (HEADS, AAMSoftmaxHead, AMSoftmaxHead, MarginSchedule,
                            SubCenterAAMHead, build_head)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread is much faster than two on a shared, loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def unit(deg):

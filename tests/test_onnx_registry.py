@@ -95,12 +95,7 @@ def test_registry_is_covered():
     assert set(ARGS) == set(BACKENDS)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("name,part", list(cases()))

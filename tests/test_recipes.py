@@ -20,12 +20,7 @@ from layersv.utils import count_parameters
 from conftest import tiny_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lrs(cfg_train, total: int, lr: float) -> list[float]:

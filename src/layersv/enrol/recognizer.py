@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.audio import AudioError
+from ..utils import file_sha256
 from .db import EmptyDatabase, SpeakerDB, Utterance
 from .index import build_index
 
@@ -48,14 +49,6 @@ def model_fingerprint(model) -> tuple[str, dict]:
     summary = {"frontend": info.get("frontend", {}).get("name"), "backend": info.get("backend", {}).get("name"),
                "embedding_dim": int(getattr(model, "embedding_dim", 0))}
     return h.hexdigest(), summary
-
-
-def _sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
@@ -95,7 +88,7 @@ class Recognizer:
         from ..infer import embed_for_scoring
 
         fe = embed_for_scoring(self.model, path, self.pipe)
-        return Utterance(fe.embedding, fe.raw_norm, fe.duration, label or str(path), _sha256_file(path))
+        return Utterance(fe.embedding, fe.raw_norm, fe.duration, label or str(path), file_sha256(path))
 
     def _scoring_space(self, x: np.ndarray) -> np.ndarray:
         """Unit embeddings ``(N, E)`` → the ``mean_sub`` space (or unchanged without a stored mean)."""
