@@ -24,17 +24,19 @@ import torch.nn as nn
 from .layers import lengths_to_mask, masked_mean_std
 
 
-class ExploreWV2(nn.Module):
-    def __init__(self, in_layers: int, in_dim: int, layer: int = 1):
+def check_layer(layer: int, in_layers: int) -> None:
+    if not -in_layers <= layer < in_layers:
+        raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+
+
+class OneHiddenState(nn.Module):
+    """A parameter-free backend reading hidden state ``layer`` of ``(B, L, T, D)``; E = D."""
+
+    def __init__(self, in_layers: int, in_dim: int, layer: int):
         super().__init__()
-        if not -in_layers <= layer < in_layers:
-            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+        check_layer(layer, in_layers)
         self.in_layers, self.layer = in_layers, layer
         self.embedding_dim = in_dim
-
-    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        x = hidden[:, self.layer].transpose(1, 2)
-        return masked_mean_std(x, lengths_to_mask(lengths, x.shape[-1]))[0]
 
     def layer_weights(self) -> torch.Tensor:
         """One-hot on the used hidden state (nothing is learned over layers)."""
@@ -43,32 +45,31 @@ class ExploreWV2(nn.Module):
         return w
 
 
-class FinetuneWV2(nn.Module):
+class ExploreWV2(OneHiddenState):
+    def __init__(self, in_layers: int, in_dim: int, layer: int = 1):
+        super().__init__(in_layers, in_dim, layer)
+
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        x = hidden[:, self.layer].transpose(1, 2)
+        return masked_mean_std(x, lengths_to_mask(lengths, x.shape[-1]))[0]
+
+
+class FinetuneWV2(OneHiddenState):
     """The seed's FinetuneWV2 head: ``hidden (B, L, 1 + T, D)`` from an ``ssl`` frontend with
     ``cls_token`` → the CLS output ``hidden[:, layer, 0]`` ``(B, D)`` (``layer`` −1: the last state)."""
 
     def __init__(self, in_layers: int, in_dim: int, layer: int = -1):
-        super().__init__()
-        if not -in_layers <= layer < in_layers:
-            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
-        self.in_layers, self.layer = in_layers, layer
-        self.embedding_dim = in_dim
+        super().__init__(in_layers, in_dim, layer)
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return hidden[:, self.layer, 0]
-
-    def layer_weights(self) -> torch.Tensor:
-        w = torch.zeros(self.in_layers)
-        w[self.layer] = 1.0
-        return w
 
 
 class FinetuneWV2CLSHead(nn.Module):
     def __init__(self, in_layers: int, in_dim: int, layer: int = 0, num_layers: int = 2, num_heads: int = 8,
                  ffn_dim: int = 1024, dropout: float = 0.1, learned_cls: bool = True):
         super().__init__()
-        if not -in_layers <= layer < in_layers:
-            raise ValueError(f"layer {layer} out of range for {in_layers} hidden states")
+        check_layer(layer, in_layers)
         if in_dim % num_heads:
             raise ValueError(f"in_dim {in_dim} is not divisible by num_heads {num_heads}")
         self.in_layers, self.layer = in_layers, layer
