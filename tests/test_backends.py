@@ -237,3 +237,31 @@ def test_feature_norm_standardises_each_layer_and_keeps_padding_invariance(name,
     torch.testing.assert_close(batch, single, atol=1e-4, rtol=1e-4)
     rv = b.feature_norm.running_var.mean(1)  # per layer: ~1, ~900, ~1e6 (padding at 1e6 would give ~1e11)
     assert 0.5 < rv[0] < 2 and 400 < rv[1] < 2000 and 4e5 < rv[2] < 2e6
+
+
+@pytest.mark.parametrize("name,args", [("SUPERB", {"hidden_dim": 16, "embedding_dim": 8}),
+                                       ("LAP", {"embedding_dim": 8, "lap_dim": 16, "lap_heads": 4, "hidden_dim": 12})])
+def test_pooled_tap_trains_the_projection_and_infers_the_pooled_statistics(name, args):
+    """tap: pooled — training returns the projection the head sees (head_dim), inference the
+    batch-normalised pooled statistics below it (2 × hidden_dim), still padding-invariant."""
+    from layersv.backends import build_backend
+
+    torch.manual_seed(0)
+    h, lens = torch.randn(3, 3, 30, 16), torch.tensor([30, 21, 9])
+    b = build_backend(name, 3, 16, tap="pooled", **args)
+    assert b.head_dim == 8 and b.embedding_dim == 2 * args["hidden_dim"]
+    b.train()
+    assert b(h, lens).shape == (3, 8)
+    b.eval()
+    pooled = b(h, lens)
+    assert pooled.shape == (3, b.embedding_dim)
+    single = torch.cat([b(h[i:i + 1, :, :n], lens[i:i + 1]) for i, n in enumerate(lens)])
+    torch.testing.assert_close(pooled, single, atol=1e-4, rtol=1e-4)
+    plain = build_backend(name, 3, 16, **args)
+    plain.load_state_dict(b.state_dict())  # same parameters: the tap adds none
+    plain.eval()
+    assert plain(h, lens).shape == (3, 8)
+    with pytest.raises(ValueError, match="valid: embedding, pooled"):
+        build_backend(name, 3, 16, tap="nope", **args)
+    with pytest.raises(ValueError, match="astp"):
+        build_backend(name, 3, 16, tap="pooled", speaker_network="x-vector", embedding_dim=8)

@@ -125,3 +125,50 @@ def test_ddp_two_processes_matches_single_process(tiny_data, tmp_path):
     for rd, rs in zip(d, s):
         assert float(rd["train_loss"]) == pytest.approx(float(rs["train_loss"]), rel=1e-3)
         assert float(rd["lr"]) == pytest.approx(float(rs["lr"]))
+
+
+def test_pooled_tap_run_reloads_with_the_pooled_embedding(tiny_data, tmp_path):
+    """A run trained with tap: pooled: the head is sized by the projection (head_dim), the saved model
+    reloads without the config and embeds with the pooled statistics (2 × hidden_dim)."""
+    import layersv
+
+    run = fit(tiny_config(tiny_data, tap="pooled", nb_total_step=2, skiptest=True), tmp_path / "r", progress=False)
+    model = layersv.load_model(run)
+    assert model.embedding_dim == 64 and model.backend.head_dim == 32
+    wav = torch.randn(2, 16000)
+    assert model.eval()(wav, torch.tensor([16000, 12000])).shape == (2, 64)
+
+
+def test_valid_scoring_plda_selects_on_plda_scores(tiny_data, tmp_path):
+    """train.valid_scoring plda: each cycle fits a PLDA on the training utterances' embeddings and
+    scores the validation trials with it; the logged validation EER is that of the PLDA scores."""
+    from layersv import metrics
+    from layersv.data.folder import check_dataset, open_dataset
+    from layersv.scoring.plda import PLDA, plda_scores
+    from layersv.train import _plda_rows, _training_rows, validate
+
+    cfg = tiny_config(tiny_data, valid_scoring="plda", nb_total_step=2, skiptest=True)
+    run = fit(cfg, tmp_path / "r", progress=False)
+    va = float(rows(run)[-1]["valid_eer"])
+    assert 0.0 <= va <= 100.0
+    import layersv
+
+    model = layersv.load_model(run).eval()
+    ds = open_dataset(tiny_data)
+    infos = check_dataset(ds, ("valid",))
+    got = validate(model, ds, infos, cfg, "cpu", False)
+    cos = validate(model, ds, infos, tiny_config(tiny_data, valid_scoring="cosine"), "cpu", False)
+    # by hand: PLDA on the training rows' embeddings, then the trial scores
+    from layersv.train import _embed_for_validation
+
+    tr_rows = _plda_rows(_training_rows(cfg, ds), cfg)
+    tr = _embed_for_validation(model, ds, [p for p, _ in tr_rows], infos, cfg, "cpu", False, "train")
+    spk = dict(tr_rows)
+    labels = [spk[k] for k in tr.keys]
+    trials = ds.trials("valid")
+    emb = _embed_for_validation(model, ds, trials.utterances, infos, cfg, "cpu", False, "valid")
+    plda = PLDA.fit(tr.matrix, labels, dim=min(tr.matrix.shape[1], len(set(labels)) - 1))
+    assert got["eer"] == pytest.approx(metrics.eer(plda_scores(plda, emb, trials), trials.labels))
+    assert "eer" in cos
+    with pytest.raises(ValueError, match="valid: cosine, plda"):
+        validate(model, ds, infos, tiny_config(tiny_data, valid_scoring="nope"), "cpu", False)

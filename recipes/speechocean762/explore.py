@@ -24,6 +24,7 @@ from layersv import metrics
 from layersv.data.folder import open_dataset
 from layersv.frontends.cache import FeatureCache
 from layersv.heads import build_head
+from layersv.scoring.plda import PLDA
 from layersv.whitening import fit_whitening
 
 
@@ -116,7 +117,8 @@ class SmallASTP(nn.Module):
         a = self.att(x).squeeze(-1).masked_fill(~mask, -1e4).softmax(-1)[..., None]
         mu = (a * x).sum(1)
         sd = ((a * (x - mu[:, None]) ** 2).sum(1)).clamp_min(1e-6).sqrt()
-        return self.out(self.bn(torch.cat([mu, sd], -1)))
+        self.pooled = self.bn(torch.cat([mu, sd], -1))
+        return self.out(self.pooled)
 
 
 def pad(arrs, layers):
@@ -131,18 +133,46 @@ def pad(arrs, layers):
 
 
 @torch.no_grad()
-def embed(model, feats, keys, layers, bs=16):
+def embed(model, feats, keys, layers, bs=16, pooled=False):
+    """Full-utterance embeddings (N, E), length-normalised; ``pooled``: also the raw pooled layer (N, 2C)."""
     model.eval()
     order = sorted(range(len(keys)), key=lambda i: feats[keys[i]].shape[1])
-    res = {}
+    res, pres = {}, {}
     for j in range(0, len(order), bs):
         idx = order[j : j + bs]
         h, m = pad([feats[keys[i]] for i in idx], layers)
         e = F.normalize(model(h, m), dim=-1)
-        for i, ee in zip(idx, e):
+        for n, (i, ee) in enumerate(zip(idx, e)):
             res[keys[i]] = ee.numpy()
+            if pooled:
+                pres[keys[i]] = model.pooled[n].numpy()
     model.train()
-    return np.stack([res[k] for k in keys])
+    out = np.stack([res[k] for k in keys])
+    return (out, np.stack([pres[k] for k in keys])) if pooled else out
+
+
+def plda_eer(tr, tr_lab, va, va_keys, trials, dim=0):
+    """Validation EER of a PLDA fitted on training embeddings ``tr (N, E)``."""
+    plda = PLDA.fit(tr, tr_lab, dim=dim)
+    x = plda.transform(va)
+    ix = {k: i for i, k in enumerate(va_keys)}
+    a = x[[ix[k] for k in trials.enroll]]
+    b = x[[ix[k] for k in trials.test]]
+    return metrics.eer(plda.score_pairs(a, b), trials.labels)
+
+
+def augment_frames(h, m, rng, a):
+    """Feature-domain augmentation of a crop batch h (B, L, T, D): time masks, per-utterance gain/noise."""
+    if a.tmask:
+        B, L, T, D = h.shape
+        for b in range(B):
+            for _ in range(a.tmask):
+                w = int(rng.integers(0, a.tmask_w + 1))
+                s = int(rng.integers(0, max(1, T - w)))
+                h[b, :, s : s + w] = 0.0
+    if a.fnoise:
+        h = h + a.fnoise * torch.randn_like(h) * h.std(dim=(2, 3), keepdim=True)
+    return h
 
 
 def eer_of(emb, keys, trials):
@@ -172,6 +202,13 @@ def main():
     ap.add_argument("--drop", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--norm", action="store_true", help="astp: per-dimension standardisation of the frames")
+    ap.add_argument("--c", type=int, default=256, help="astp: frame channels")
+    ap.add_argument("--plda", action="store_true", help="also PLDA on full-utterance train embeddings (valid EER)")
+    ap.add_argument("--plda_dim", type=int, default=0)
+    ap.add_argument("--tmask", type=int, default=0, help="time masks per crop")
+    ap.add_argument("--tmask_w", type=int, default=10, help="max frames per time mask")
+    ap.add_argument("--fnoise", type=float, default=0.0, help="gaussian noise, relative to the batch's std")
+    ap.add_argument("--head", default="aam")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -200,7 +237,8 @@ def main():
             w = fit_whitening(xs[: len(tr_keys)], [s for _, s in ds.train])
             e = w.apply(xs)
             e /= np.linalg.norm(e, axis=1, keepdims=True)
-            print(json.dumps({"variant": "stats", "layer": L, "kind": w.kind, "valid_eer": round(eer_of(e[len(tr_keys):], va_keys, valid), 2)}), flush=True)
+            extra = {"plda": round(plda_eer(e[: len(tr_keys)], lab, e[len(tr_keys):], va_keys, valid), 2)} if a.plda else {}
+            print(json.dumps({"variant": "stats", "layer": L, "kind": w.kind, "valid_eer": round(eer_of(e[len(tr_keys):], va_keys, valid), 2), **extra}), flush=True)
         return
     if a.variant == "statslda":
         xs = full_stats(tr_keys, [a.init_layer])
@@ -212,11 +250,11 @@ def main():
         w = fit_whitening(xs, [s for _, s in ds.train])
         model = StatsLDA2(len(layers), 512, li, w.mean, w.transform, a.mlp or 256, a.drop)
     elif a.variant == "astp":
-        model = SmallASTP(len(layers), 512, a.emb, drop=a.drop, norm=a.norm)
+        model = SmallASTP(len(layers), 512, a.emb, c=a.c, drop=a.drop, norm=a.norm)
     else:
         raise SystemExit(f"unknown variant {a.variant}")
     emb_dim = model.proj.out_features if hasattr(model, "proj") else a.emb
-    head = build_head("aam", emb_dim, len(spk), margin=a.margin, scale=a.scale)
+    head = build_head(a.head, emb_dim, len(spk), margin=a.margin, scale=a.scale)
     if a.variant.startswith("statslda"):  # start the classifier at the training speakers' mean embeddings
         with torch.no_grad():
             em = embed(model, feats, tr_keys, layers)
@@ -240,6 +278,7 @@ def main():
                 c = np.concatenate([c, x[:, : a.crop - c.shape[1]]], 1)  # wrap
             crops.append(c)
         h, m = pad(crops, layers)
+        h = augment_frames(h, m, rng, a)
         y = torch.from_numpy(lab[idx])
         loss, logits = head(model(h, m), y)
         acc = round(float((logits.argmax(-1) == y).float().mean()), 3)
@@ -252,8 +291,17 @@ def main():
             e = eer_of(embed(model, feats, va_keys, layers), va_keys, valid)
             best = min(best, (e, step))
             lw = model.lw.softmax(0).detach().numpy().round(2).tolist()
+            extra = {}
+            if a.plda:
+                pooled = hasattr(model, "out")
+                tr_e, va_e = embed(model, feats, tr_keys, layers, pooled=pooled), embed(model, feats, va_keys, layers, pooled=pooled)
+                tr_lab = lab
+                if pooled:
+                    extra["plda_pooled"] = round(plda_eer(tr_e[1], tr_lab, va_e[1], va_keys, valid, dim=100), 2)
+                    tr_e, va_e = tr_e[0], va_e[0]
+                extra["plda"] = round(plda_eer(tr_e, tr_lab, va_e, va_keys, valid, dim=a.plda_dim), 2)
             print(json.dumps({"variant": a.variant, "step": step, "loss": round(float(loss.detach()), 3), "acc": float(acc),
-                              "valid_eer": round(e, 2), "layer_w": lw, "t": round(time.time() - t0)}), flush=True)
+                              "valid_eer": round(e, 2), **extra, "layer_w": lw, "t": round(time.time() - t0)}), flush=True)
     print(json.dumps({"variant": a.variant, "args": vars(a), "best_valid_eer": best[0], "best_step": best[1]}), flush=True)
 
 

@@ -139,6 +139,7 @@ class TrainConfig:
     init_from: str = ""  # run dir or checkpoint to initialise from (phases)
     skiptest: bool = False
     eval_test_each_cycle: bool = False
+    valid_scoring: str = "cosine"  # cycle validation (model selection): cosine | plda (fitted on training embeddings each cycle)
     quickrun: bool = False  # few steps per cycle, 3 cycles: a smoke run
 
 

@@ -190,25 +190,55 @@ def train_one_cycle(step_mod: nn.Module, opt, sched, scaler, loader, cfg: Config
 
 def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress: bool, split: str = "valid",
              cache=None):
-    """EER / minDCF of the cosine scores on ``split`` trials.
+    """EER / minDCF on ``split`` trials, scored as ``train.valid_scoring`` says: cosine, or a PLDA
+    fitted on the training utterances' embeddings of this very model (selects the checkpoint on the
+    scoring it will be evaluated with).
 
     Embeddings come from the feature cache when given (frozen encoder), else from the waveforms
     (extraction sharded over ranks under DDP).
     """
     from .scoring import cosine_scores
 
+    if cfg.train.valid_scoring not in VALID_SCORINGS:
+        raise ValueError(f"unknown train.valid_scoring {cfg.train.valid_scoring!r}; valid: {', '.join(VALID_SCORINGS)}")
     trials = ds.trials(split)
+    emb = _embed_for_validation(model, ds, trials.utterances, infos, cfg, device, progress, split, cache)
+    if cfg.train.valid_scoring == "plda":
+        from .scoring.plda import PLDA, plda_scores
+
+        rows = _plda_rows(_training_rows(cfg, ds), cfg)
+        tr = _embed_for_validation(model, ds, [p for p, _ in rows], infos, cfg, device, progress, "train", cache)
+        spk_of = dict(rows)
+        labels = [spk_of[k] for k in tr.keys]
+        plda = PLDA.fit(tr.matrix, labels, dim=min(tr.matrix.shape[1], len(set(labels)) - 1))
+        return metrics.compute_all(plda_scores(plda, emb, trials), trials.labels)
+    return metrics.compute_all(cosine_scores(emb, trials), trials.labels)
+
+
+VALID_SCORINGS = ("cosine", "plda")
+
+
+def _plda_rows(rows: list[tuple[str, str]], cfg: Config) -> list[tuple[str, str]]:
+    """Up to ``eval.plda_utts_per_speaker`` utterances (the first, sorted) of every training speaker
+    with two or more; deterministic, so every cycle fits its PLDA on the same utterances."""
+    by_spk: dict[str, list[str]] = {}
+    for p, s in sorted(set(rows)):
+        by_spk.setdefault(s, []).append(p)
+    n = cfg.eval.plda_utts_per_speaker
+    return [(p, s) for s, ps in by_spk.items() if len(ps) >= 2 for p in ps[:n]]
+
+
+def _embed_for_validation(model, ds: DatasetFolder, keys: list[str], infos, cfg: Config, device: str,
+                          progress: bool, split: str, cache=None):
     if cache is not None and split != "test":
         from .frontends.cache import cached_embeddings
 
         mx = 0
         if cfg.data.eval_max_sec:
             mx = int(model.frontend.frame_lengths(torch.tensor([round(cfg.data.eval_max_sec * model.sample_rate)]))[0])
-        emb = cached_embeddings(model.backend, cache, trials.utterances, max_frames=mx, device=device)
-    else:
-        emb = extract_embeddings(model, ds, trials.utterances, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
-                                 device, cfg.workers, progress, desc=f"{split} embed", distributed=True)
-    return metrics.compute_all(cosine_scores(emb, trials), trials.labels)
+        return cached_embeddings(model.backend, cache, keys, max_frames=mx, device=device)
+    return extract_embeddings(model, ds, keys, infos, cfg.data.eval_batch_sec, cfg.data.eval_max_sec,
+                              device, cfg.workers, progress, desc=f"{split} embed", distributed=True)
 
 
 def write_metrics(run_dir: Path, rows: list[dict]) -> None:
@@ -371,7 +401,7 @@ def _fit(cfg: Config, run_dir: Path, resume: bool, progress: bool, command: str,
         if main:
             print(f"layersv: warning: {note}", file=sys.stderr, flush=True)
     num_classes = len(speakers) * (1 + len(cfg.data.speed_perturb))  # LAP: each speed factor = new speakers
-    head = build_head(cfg.head.head, model.embedding_dim, num_classes, **cfg.head.args).to(device)
+    head = build_head(cfg.head.head, getattr(model.backend, "head_dim", model.embedding_dim), num_classes, **cfg.head.args).to(device)
     log.info(f"parameters: frontend {count_parameters(model.frontend)} "
              f"(trainable {count_parameters(model.frontend, True)}), backend {count_parameters(model.backend)}, "
              f"head {count_parameters(head)}")

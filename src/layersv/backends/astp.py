@@ -4,6 +4,10 @@
 context (Conv1d 3C→C/2 → ReLU → BN → Conv1d C/2→C, 10 % score dropout in training) → BN1d(2C) →
 Linear 2C→E → BN1d(E).  ``hidden_dim`` > 0 adds a frame projection Conv1d C→hidden_dim → ReLU → BN
 first (not in the seed; the quickstart uses it to shrink a wide input).
+
+``pooled(x, lengths)`` → ``(B, 2C')`` is the batch-normalised pooled statistics below the
+projection (``C'`` = ``hidden_dim`` or C): the embedding tap ``tap: pooled`` of
+:class:`layersv.backends.speaker_networks.AggregatedBackend` extracts it at inference.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ class ASTPNetwork(nn.Module):
         self.bn_emb = nn.BatchNorm1d(embedding_dim)
         self.embedding_dim = embedding_dim
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        self.pooled_dim = 2 * pooled
+
+    def pooled(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``(B, C, T)`` → ``(B, 2C')`` batch-normalised attentive mean ‖ std (below the projection)."""
         x = mask_time(self.frame(x), lengths_to_mask(lengths, x.shape[-1]))
-        return self.bn_emb(self.proj(self.bn(self.pool(x, lengths))))
+        return self.bn(self.pool(x, lengths))
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.bn_emb(self.proj(self.pooled(x, lengths)))

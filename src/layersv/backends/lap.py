@@ -18,11 +18,12 @@ class LAP(AggregatedBackend):
     192 astp/ecapa-tdnn, 512 x-vector, 256 mhfa), ``lap_dim`` (512), ``lap_heads``
     (16; must divide D), ``hidden_dim`` (astp frame projection, 0 = none), ``channels`` (ECAPA),
     ``mhfa_heads``/``mhfa_compression`` (MHFA), ``dropout`` (attention/score dropout 0.1),
-    ``feature_norm`` (per-layer, per-dimension standardisation of the input first; not in the seed)."""
+    ``feature_norm`` (per-layer, per-dimension standardisation of the input first; not in the seed),
+    ``tap`` (``embedding`` or ``pooled``: astp's pooled statistics at inference; not in the seed)."""
 
     def __init__(self, in_layers: int, in_dim: int, speaker_network: str = "astp", embedding_dim: int = 0,
                  lap_dim: int = 512, lap_heads: int = 16, hidden_dim: int = 0, channels: int = 512,
                  mhfa_heads: int = 64, mhfa_compression: int = 128, dropout: float = 0.1,
-                 feature_norm: bool = False):
+                 feature_norm: bool = False, tap: str = "embedding"):
         super().__init__(in_layers, in_dim, "lap", speaker_network, embedding_dim, hidden_dim, channels, False,
-                         lap_dim, lap_heads, mhfa_heads, mhfa_compression, dropout, feature_norm)
+                         lap_dim, lap_heads, mhfa_heads, mhfa_compression, dropout, feature_norm, tap)

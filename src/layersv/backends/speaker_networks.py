@@ -30,14 +30,24 @@ SPEAKER_NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "x-vector": lambda in_dim, emb, hidden_dim, channels, dropout: XVectorNetwork(in_dim, emb),
     "mhfa": MHFA,  # handled by AggregatedBackend (two aggregators)
 }
+# Where inference takes the embedding: ``embedding`` (the projection the head is trained on) or
+# ``pooled`` (astp only: the batch-normalised pooled statistics below it, 2C' dimensions, as Kaldi's
+# x-vector takes its embedding below the classifier's last layers; training is unchanged). With few
+# training speakers the projection fits them closely, and LDA + PLDA on the pooled layer generalises
+# better to new speakers (recipes/speechocean762/README.md).
+TAPS = ("embedding", "pooled")
 SEED_EMBEDDING = {"astp": 192, "ecapa-tdnn": 192, "x-vector": 512, "mhfa": 256}
 
 
 class AggregatedBackend(nn.Module):
     def __init__(self, in_layers: int, in_dim: int, aggregation: str, speaker_network: str, embedding_dim: int,
                  hidden_dim: int, channels: int, layer_norm: bool, lap_dim: int, lap_heads: int, mhfa_heads: int,
-                 mhfa_compression: int, dropout: float, feature_norm: bool = False):
+                 mhfa_compression: int, dropout: float, feature_norm: bool = False, tap: str = "embedding"):
         super().__init__()
+        if tap not in TAPS:
+            raise ValueError(f"unknown tap {tap!r}; valid: {', '.join(TAPS)}")
+        if tap == "pooled" and speaker_network != "astp":
+            raise ValueError(f"tap: pooled needs speaker_network astp (got {speaker_network!r})")
         self.feature_norm = MaskedFeatureNorm(in_layers, in_dim) if feature_norm else None
         if speaker_network not in SPEAKER_NETWORKS:
             raise ValueError(f"unknown speaker_network {speaker_network!r}; valid: {', '.join(SPEAKER_NETWORKS)}")
@@ -51,13 +61,17 @@ class AggregatedBackend(nn.Module):
             self.network = SPEAKER_NETWORKS[speaker_network](self.aggregate.out_dim, embedding_dim, hidden_dim,
                                                              channels, dropout)
         seed_init(self)
-        self.embedding_dim = embedding_dim
+        self.tap = tap
+        self.head_dim = embedding_dim  # what the training head sees
+        self.embedding_dim = self.network.pooled_dim if tap == "pooled" else embedding_dim  # what inference returns
 
     def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if self.feature_norm is not None:
             hidden = self.feature_norm(hidden, lengths)
         if self.speaker_network == "mhfa":
             return self.mhfa(hidden, lengths)
+        if self.tap == "pooled" and not self.training:
+            return self.network.pooled(self.aggregate(hidden), lengths)
         return self.network(self.aggregate(hidden), lengths)
 
     def _aggregator(self) -> nn.Module:

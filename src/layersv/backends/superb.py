@@ -32,14 +32,17 @@ class SUPERB(AggregatedBackend):
         mhfa_heads, mhfa_compression: MHFA sizes (``mhfa``).
         feature_norm: standardise every hidden state per dimension first (mask-aware, running
             estimates; :class:`layersv.backends.layers.MaskedFeatureNorm`; not in the seed).
+        tap: ``embedding`` or ``pooled`` (astp: inference returns the pooled statistics below the
+            projection, ``embedding_dim`` becomes 2·hidden_dim; ``speaker_networks.TAPS``; not in the seed).
     Returns ``(B, E)`` embeddings (not normalised; the model normalises at eval time).
     """
 
     def __init__(self, in_layers: int, in_dim: int, speaker_network: str = "astp", embedding_dim: int = 0,
                  hidden_dim: int = 0, channels: int = 512, layer_norm: bool = True, mhfa_heads: int = 64,
-                 mhfa_compression: int = 128, dropout: float = 0.1, feature_norm: bool = False):
+                 mhfa_compression: int = 128, dropout: float = 0.1, feature_norm: bool = False,
+                 tap: str = "embedding"):
         super().__init__(in_layers, in_dim, "superb", speaker_network, embedding_dim, hidden_dim, channels,
-                         layer_norm, 512, 16, mhfa_heads, mhfa_compression, dropout, feature_norm)
+                         layer_norm, 512, 16, mhfa_heads, mhfa_compression, dropout, feature_norm, tap)
 
     def layer_weights(self) -> torch.Tensor:
         """``(L,)`` softmax layer weights (the value aggregator's with ``mhfa``)."""
