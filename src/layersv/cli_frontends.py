@@ -18,6 +18,8 @@ def add_parsers(sub) -> None:
     c.add_argument("--splits", default="train,valid",
                    help="comma-separated: train, valid, test, any trial list NAME (NAME_trials.csv: vox1_e, ...), "
                         "or all (train and every trial list)")
+    c.add_argument("--shard_utts", type=int, default=64, help="utterances per shard file (the unit of work "
+                   "of a rank under torchrun)")
     c.add_argument("--device", default="cpu")
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--augment_copies", type=int, default=0, help="K augmented copies of each training utterance")
@@ -43,7 +45,8 @@ def run(a) -> int | None:
 
     with on_ranks(a.device) as (device, main):
         c = build_dataset_cache(a.data, cfg, a.cache_dir, tuple(s for s in a.splits.split(",") if s),
-                                device, not a.no_progress and main, data_cfg=aug_data_config(a.data, a.aug))
+                                device, not a.no_progress and main, data_cfg=aug_data_config(a.data, a.aug),
+                                shard_utts=a.shard_utts)
     if not main:
         return 0
     h = c.header

@@ -394,7 +394,8 @@ CachedCrops.collate = staticmethod(collate_hidden)
 
 
 def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
-                        device: str = "cpu", progress: bool = True, data_cfg=None) -> FeatureCache:
+                        device: str = "cpu", progress: bool = True, data_cfg=None,
+                        shard_utts: int = 64) -> FeatureCache:
     """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances; ``all``:
     train and every trial list, :mod:`layersv.frontends.cache_splits`).  Under torchrun the ranks share
     the encoding (:mod:`layersv.frontends.cache_ranks`).
@@ -415,7 +416,7 @@ def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits
     keys, with_train = split_keys(ds, splits)
     root = cache_dir or Path(ds.root) / ".layersv_cache"
     cache = FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                       device=device, progress=progress, verify=True)
+                                       shard_utts=shard_utts, device=device, progress=progress, verify=True)
     cache.copies = []
     if frontend_cfg.augment_copies > 0:
         from .cache_augment import open_augmented_copies
