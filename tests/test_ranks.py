@@ -69,3 +69,13 @@ def test_cache_and_eval_on_two_ranks_equal_one_process(tiny_data, fbank_stats_ru
     made = sorted(p.name for p in (two / "embeddings").iterdir())
     assert made == sorted(p.name for p in (one / "embeddings").iterdir())
     assert not any("test" in n for n in made) and any("valid" in n for n in made), made  # test: the cache
+
+
+def test_cache_splits_all_and_trial_lists(tiny_data, tmp_path, capsys):
+    base = ["cache", str(tiny_data), "--frontend", "fbank", "--backbone_cfg", "none", "--layers", "0",
+            "--cache_dir", str(tmp_path), "--no-progress"]
+    assert main([*base, "--splits", "all"]) == 0  # train (24) + valid (12) + test (12)
+    assert "48 utterances" in capsys.readouterr().out
+    assert main([*base, "--splits", "test"]) == 0  # a cache of more serves fewer
+    assert main([*base, "--splits", "nope"]) == 2
+    assert "unknown split 'nope'" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Layer × time maps of frame-level layer attention, and MHFA's key and value layer weights.
 
 Frame-level backends: those holding a :class:`~layersv.backends.layer_attention.LayerAttentionPool`
-(UniPool, L-TDNN_ECAPA / L-TDNN_D3Net, LAP, and MHFA / SUPERB-style backends with ``aggregation: lap``);
+(UniPool, L-TDNN_ECAPA / L-TDNN_D3Net, LAP with any speaker network, MHFA with ``aggregation: lap``);
 after a forward pass each pool keeps ``last_attention (B, heads, L', T)``: averaged over heads it is a
 map ``(B, L', T)`` (UniPool drops hidden state 0: its row is 0), one per pool, named by its module
 path (``head.lap``, ``mhfa.key_aggregate.pool`` …).  A backend whose ``layer_attention`` returns
