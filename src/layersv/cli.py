@@ -105,6 +105,8 @@ def cmd_eval(a) -> int:
     ov.update({k: True for k in ("score_normalize", "score_calibrate", "score_plda") if getattr(a, k)})
     r = evaluate_run(a.run, eval_data=a.eval_data, device=a.device, progress=not a.no_progress, overrides=ov,
                      trials=a.trials)
+    if not r:  # a rank > 0 under torchrun: rank 0 reports
+        return 0
     for st, m in r["stages"].items():
         cal = f"  Cllr {m['cllr']:.4f}  actDCF(0.01) {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
         print(f"{st:10s} EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}  minDCF(0.05) {m['min_dcf_0.05']:.4f}"

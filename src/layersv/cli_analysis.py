@@ -30,6 +30,8 @@ def add_parsers(sub) -> None:
     la.add_argument("run", help="run folder (model_best.json, config.yaml)")
     la.add_argument("--out", default="", help="output folder (default: the run folder)")
     la.add_argument("--max_utts", type=int, default=64, help="validation utterances for layer attention")
+    la.add_argument("--heat_utts", type=int, default=4, help="validation utterances drawn in the layer x time "
+                    "heat map (frame-level layer attention)")
     la.add_argument("--device", default="cpu")
 
 
@@ -51,9 +53,11 @@ def run(a) -> int | None:
     if a.command == "layers":
         from .layer_usage import layer_usage
 
-        r = layer_usage(a.run, a.out or None, a.max_utts, a.device)
-        for i, w in zip(r["layer_ids"], r["weights"]):
-            print(f"hidden state {i:3d}: {w:.4f}")
-        print(f"written: {a.out or a.run}/layers.json, layers.png")
+        r = layer_usage(a.run, a.out or None, a.max_utts, a.device, a.heat_utts)
+        kv = "key_weights" in r  # MHFA: its key and value aggregators
+        for n, i in enumerate(r["layer_ids"]):
+            extra = f"   key {r['key_weights'][n]:.4f}  value {r['value_weights'][n]:.4f}" if kv else ""
+            print(f"hidden state {i:3d}: {r['weights'][n]:.4f}{extra}")
+        print(f"written: {a.out or a.run}/layers.json, layers.png" + (", layers_time.png" if "heat_map" in r else ""))
         return 0
     return None

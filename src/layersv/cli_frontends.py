@@ -15,7 +15,11 @@ def add_parsers(sub) -> None:
     c.add_argument("--layers", default="", help="comma-separated hidden-state indices (default: all)")
     c.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     c.add_argument("--cache_dir", default="", help="default <data>/.layersv_cache")
-    c.add_argument("--splits", default="train,valid", help="comma-separated: train, valid, test")
+    c.add_argument("--splits", default="train,valid",
+                   help="comma-separated: train, valid, test, any trial list NAME (NAME_trials.csv: vox1_e, ...), "
+                        "or all (train and every trial list)")
+    c.add_argument("--shard_utts", type=int, default=64, help="utterances per shard file (the unit of work "
+                   "of a rank under torchrun)")
     c.add_argument("--device", default="cpu")
     c.add_argument("--no-progress", action="store_true")
     c.add_argument("--augment_copies", type=int, default=0, help="K augmented copies of each training utterance")
@@ -37,8 +41,14 @@ def run(a) -> int | None:
         raise ValueError(f"--layers: expected comma-separated integers, got {a.layers!r}") from None
     cfg = FrontendConfig(frontend=a.frontend, backbone_cfg=a.backbone_cfg, layers=layers, cache_dtype=a.dtype,
                          augment_copies=a.augment_copies, augment_seed=a.augment_seed)
-    c = build_dataset_cache(a.data, cfg, a.cache_dir, tuple(s for s in a.splits.split(",") if s),
-                            a.device, not a.no_progress, data_cfg=aug_data_config(a.data, a.aug))
+    from .distributed import on_ranks  # torchrun: every rank encodes its share, rank 0 writes the index
+
+    with on_ranks(a.device) as (device, main):
+        c = build_dataset_cache(a.data, cfg, a.cache_dir, tuple(s for s in a.splits.split(",") if s),
+                                device, not a.no_progress and main, data_cfg=aug_data_config(a.data, a.aug),
+                                shard_utts=a.shard_utts)
+    if not main:
+        return 0
     h = c.header
     print(f"cache {c.path}: {len(c.keys)} utterances, {h['num_layers']} layers x {h['dim']} ({h['dtype']})")
     for cp in c.copies:

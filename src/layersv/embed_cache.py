@@ -81,6 +81,16 @@ def extract_crop_embeddings(model: torch.nn.Module, ds: DatasetFolder, keys: lis
     return Embeddings(keys, mat, (norms / counts).numpy())
 
 
+def extract_any(model: torch.nn.Module, ds: DatasetFolder, keys: list[str], infos: dict[str, AudioInfo],
+                n_crops: int = 0, crop_sec: float = 3.0, batch_sec: float = 120.0, max_sec: float = 0.0,
+                device: str = "cpu", workers: int = 0, progress: bool = True, desc: str = "embed") -> Embeddings:
+    """Full-utterance (``n_crops`` 0) or ``n_crops``-crop embeddings of ``keys`` → ``(N, E)``, sorted by key."""
+    if n_crops:
+        return extract_crop_embeddings(model, ds, keys, infos, n_crops, crop_sec, batch_sec, device, workers,
+                                       progress, desc=desc)
+    return extract_embeddings(model, ds, keys, infos, batch_sec, max_sec, device, workers, progress, desc=desc)
+
+
 def model_fingerprint(run_dir: str | Path) -> str:
     """Changes whenever the run's best model is rewritten (sha256 of its weights, from its JSON)."""
     from .checkpoint import description_fingerprint
@@ -91,10 +101,11 @@ def model_fingerprint(run_dir: str | Path) -> str:
 def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetFolder, keys: list[str],
                       infos: dict[str, AudioInfo], n_crops: int = 0, crop_sec: float = 3.0, batch_sec: float = 120.0,
                       max_sec: float = 0.0, device: str = "cpu", workers: int = 0, progress: bool = True,
-                      use_cache: bool = True) -> Embeddings:
+                      use_cache: bool = True, extract=None) -> Embeddings:
     """Embeddings of ``keys`` from ``run_dir/embeddings/<set_name>.npz``, or extracted and stored.
 
-    ``model_fn()`` returns the model (called only on a cache miss).
+    ``model_fn()`` returns the model (called only on a cache miss).  ``extract(keys) -> Embeddings``, when
+    given, computes a miss instead (``layersv eval`` under torchrun: shared by the ranks).
     """
     run_dir = Path(run_dir)
     keys = sorted(set(keys))
@@ -110,13 +121,11 @@ def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetF
                 return Embeddings(keys, z["matrix"], z["raw_norms"])
         except (OSError, KeyError, ValueError):
             pass  # unreadable or old cache: recompute
-    model = model_fn()
-    if n_crops:
-        emb = extract_crop_embeddings(model, ds, keys, infos, n_crops, crop_sec, batch_sec, device, workers,
-                                      progress, desc=f"{set_name} embed")
+    if extract is not None:
+        emb = extract(keys)
     else:
-        emb = extract_embeddings(model, ds, keys, infos, batch_sec, max_sec, device, workers, progress,
-                                 desc=f"{set_name} embed")
+        emb = extract_any(model_fn(), ds, keys, infos, n_crops, crop_sec, batch_sec, max_sec, device, workers,
+                          progress, desc=f"{set_name} embed")
     if use_cache:
         buf = io.BytesIO()
         np.savez(buf, keys=np.asarray(emb.keys), matrix=emb.matrix, raw_norms=emb.raw_norms,

@@ -28,7 +28,9 @@ import numpy as np
 from . import metrics
 from .config import Config, apply_overrides, load_config
 from .data.folder import DatasetFolder, check_dataset, open_dataset, probe_files
-from .embed_cache import cached_embeddings
+from .embed_cache import cached_embeddings, extract_any
+from .embed_ranks import drive, embed_on_ranks, serve
+from .distributed import on_ranks, world_size
 from .checkpoint import read_description
 from .model import load_model
 from .report import stage_metrics, write_report, write_scores
@@ -43,8 +45,9 @@ OPERATING_PRIORS = (0.01, 0.05)
 class _Embedder:
     """Cached embedding sets of one run (the model is loaded on the first cache miss)."""
 
-    def __init__(self, run_dir: Path, cfg: Config, device: str, progress: bool):
+    def __init__(self, run_dir: Path, cfg: Config, device: str, progress: bool, sharded: bool = False):
         self.run_dir, self.cfg, self.device, self.progress = run_dir, cfg, device, progress
+        self.sharded = sharded  # under torchrun: misses are embedded by every rank (embed_ranks.py)
         self._model = None
         self._features: dict[str, object] = {}  # dataset root -> FeatureCache or None
 
@@ -78,14 +81,32 @@ class _Embedder:
             infos = {**infos, **more}
         fc = self.feature_cache(ds)
         if fc is not None and fc.fresh(keys, ds):
-            from .frontends.cache import cached_embeddings as from_features
-
-            emb = from_features(self.model().backend, fc, keys, device=self.device)
+            emb = self.extract("features", set_name, ds, keys, infos)
             return emb, np.array([infos[k].duration for k in emb.keys])
         emb = cached_embeddings(self.run_dir, re.sub(r"[^\w.-]", "_", set_name), self.model, ds, keys, infos,
                                 e.n_crops, e.crop_sec, c.data.eval_batch_sec, c.data.eval_max_sec, self.device,
-                                c.workers, self.progress, use_cache=e.embedding_cache)
+                                c.workers, self.progress, use_cache=e.embedding_cache,
+                                extract=lambda ks: self.extract("waveform", set_name, ds, ks, infos))
         return emb, np.array([infos[k].duration for k in emb.keys])
+
+    def extract(self, mode: str, set_name: str, ds: DatasetFolder, keys: list[str], infos):
+        """Embeddings ``(N, E)`` of ``keys``: here, or shared by the ranks when ``sharded``."""
+        if self.sharded and world_size() > 1:
+            return embed_on_ranks(self, mode, set_name, ds, keys, infos)
+        return self.extract_local(mode, set_name, ds, keys, infos)
+
+    def extract_local(self, mode: str, set_name: str, ds: DatasetFolder, keys: list[str], infos):
+        """``features``: the backend on the frozen encoder's feature cache; ``waveform``: the model on audio."""
+        if mode == "features":
+            from .frontends.cache import cached_embeddings as from_features
+
+            fc = self.feature_cache(ds)
+            if fc is None:
+                raise FileNotFoundError(f"no feature cache of this run's encoder for {ds.root} on this rank")
+            return from_features(self.model().backend, fc, keys, device=self.device)
+        c, e = self.cfg, self.cfg.eval
+        return extract_any(self.model(), ds, keys, infos, e.n_crops, e.crop_sec, c.data.eval_batch_sec,
+                           c.data.eval_max_sec, self.device, c.workers, self.progress, desc=f"{set_name} embed")
 
 
 def _frontend_cache(fr, cfg: Config, ds: DatasetFolder):
@@ -219,16 +240,17 @@ def resolve_trials(ds: DatasetFolder, spec: str):
 
 def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, train_rows, eval_ds=None,
                    split: str = "test", device: str = "cpu", progress: bool = True, log=None,
-                   trials_spec: str = "") -> dict:
+                   trials_spec: str = "", sharded: bool = False) -> dict:
     """Score ``split`` trials of ``eval_ds`` (default: the training dataset) with the run's best model.
 
     ``trials_spec`` (``layersv eval --trials NAME|FILE``) scores that trial list instead; its report is
     written next to the others (report_<name>.json/.md, scores/<name>_<stage>.csv), never over them,
-    and the stored scoring state (scoring.npz, calibration.json) is left as it is."""
+    and the stored scoring state (scoring.npz, calibration.json) is left as it is.
+    ``sharded``: rank 0 of a torchrun job whose other ranks run :func:`layersv.embed_ranks.serve`."""
     log = log or _log
     run_dir = Path(run_dir)
     eval_ds = eval_ds or ds
-    embedder = _Embedder(run_dir, cfg, device, progress)
+    embedder = _Embedder(run_dir, cfg, device, progress, sharded)
     named = ""
     if trials_spec:
         named, trials = resolve_trials(eval_ds, trials_spec)
@@ -280,15 +302,26 @@ def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", 
     ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, …).
     ``trials``: ``--trials NAME|FILE``, another trial list of that dataset folder (``vox1_e``) or a
     trial file; written as report_<name>.* next to the run's own report.
+    Under torchrun every rank embeds a shard of the utterances and rank 0 alone scores and writes
+    (:mod:`layersv.embed_ranks`); the other ranks return ``{}``.
     """
     from .cli_support import registries
-    from .utils import setup_run_logger
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
     read_description(run_dir)  # a clear error before any work: missing, or an old pickled checkpoint
     cfg = apply_overrides(load_config(run_dir / "config.yaml", registries()), overrides or {})
+    with on_ranks(device) as (device, main):  # under torchrun: rank 0 scores, every rank embeds
+        if not main:
+            serve(_Embedder(run_dir, cfg, device, False))
+            return {}
+        return drive(lambda: _evaluate_main(run_dir, cfg, eval_data, device, progress, trials))
+
+
+def _evaluate_main(run_dir: Path, cfg: Config, eval_data: str, device: str, progress: bool, trials: str) -> dict:
+    from .utils import setup_run_logger
+
     log = setup_run_logger(run_dir)
     ds = open_dataset(cfg.data.data_dir)
     eval_ds = open_dataset(eval_data, need_train=False) if eval_data else None
@@ -296,7 +329,7 @@ def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", 
                    (s == "test" and eval_ds is None and not trials))
     infos = check_dataset(ds, splits, include_train=False)
     return evaluate_split(run_dir, cfg, ds, infos, ds.train, eval_ds=eval_ds, device=device, progress=progress,
-                          log=log, trials_spec=trials)
+                          log=log, trials_spec=trials, sharded=world_size() > 1)
 
 
 __all__ = ["evaluate_split", "evaluate_run", "fit_scoring", "train_mean"]

@@ -8,7 +8,9 @@
   ``max_utts``), and one utterance's ``(L, T)`` map is drawn as a heat map.
 
 Writes ``layers.json`` (``{"backend", "layer_ids", "source", "weights": [...], ...}``),
-``layers.png`` (bar chart) and, for frame-adaptive backends, ``layers_time.png``.
+``layers.png`` (bar chart) and, for frame-level attention, ``layers_time.png`` (layer × time heat
+maps of a few validation utterances and their mean; the numbers in ``layers.json["heat_maps"]``,
+:mod:`layersv.layer_maps`).  MHFA reports its key and its value aggregator's weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .layer_maps import MapCollector, plot_maps
 from .utils import atomic_savefig, atomic_write_text
 
 
@@ -34,8 +37,9 @@ def _frame_attention(att: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def attention_usage(model, ds, keys: list[str], infos: dict, max_utts: int = 64, batch_sec: float = 60.0,
-                    device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean per-layer attention ``(L,)`` over ``keys`` and one utterance's ``(L, T)`` map (or None)."""
+                    device: str = "cpu", collect=None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean per-layer attention ``(L,)`` over ``keys`` and one utterance's ``(L, T)`` map (or None).
+    ``collect``: a :class:`layersv.layer_maps.MapCollector` fed every batch (layer × time maps, MHFA key/value)."""
     from torch.utils.data import DataLoader
 
     from .data.dataset import ListSampler, Utterances, collate, length_buckets
@@ -47,6 +51,8 @@ def attention_usage(model, ds, keys: list[str], infos: dict, max_utts: int = 64,
     for b in DataLoader(dset, batch_sampler=ListSampler(batches), collate_fn=collate):
         hidden, lengths = model.frontend(b.wav.to(device), b.lengths.to(device))
         att = model.backend.layer_attention(hidden, lengths)
+        if collect is not None:
+            collect.add(model.backend, att, lengths, b.keys)
         per = _frame_attention(att, lengths).sum(0).cpu()
         total = per if total is None else total + per
         n += att.shape[0]
@@ -74,28 +80,13 @@ def plot_layers(res: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_heat(heat: np.ndarray, ids: list[int], frame_rate: float, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3))
-    im = ax.imshow(heat, aspect="auto", origin="lower", interpolation="nearest",
-                   extent=(0, heat.shape[1] / frame_rate, -0.5, heat.shape[0] - 0.5))
-    ax.set_yticks(range(len(ids)), [str(i) for i in ids])
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("hidden state")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    atomic_savefig(fig, path, dpi=120)
-    plt.close(fig)
-
-
 def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts: int = 64,
-                device: str = "cpu") -> dict:
-    """``layersv layers RUN``: layers.json + layers.png (+ layers_time.png) in ``out_dir`` (default RUN)."""
+                device: str = "cpu", heat_utts: int = 4) -> dict:
+    """``layersv layers RUN``: layers.json + layers.png (+ layers_time.png) in ``out_dir`` (default RUN).
+
+    Frame-level layer attention also gives ``heat_maps`` (:mod:`layersv.layer_maps`: the ``(L, T)`` maps
+    of ``heat_utts`` validation utterances and the relative-time mean ``(L, 50)``) and, for MHFA,
+    ``key_weights`` and ``value_weights`` (``weights`` are the value aggregator's, as before)."""
     from .model import load_model
 
     run = Path(run_dir)
@@ -105,7 +96,6 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
     be = model.backend
     ids = [int(i) for i in getattr(model.frontend, "layer_ids", range(model.frontend.num_layers))]
     res = {"run": str(run), "backend": model.backend_name, "layer_ids": ids}
-    heat = None
     if callable(getattr(be, "layer_weights", None)):  # static weights: read from the checkpoint, exact
         w = be.layer_weights().detach().float().cpu().numpy()
         res.update(source="layer_weights")
@@ -118,8 +108,9 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
         ds = open_dataset(cfg.data.data_dir, need_train=False)
         infos = check_dataset(ds, ("valid",), include_train=False)
         keys = ds.trials("valid").utterances
-        w, heat = attention_usage(model, ds, keys, infos, max_utts, cfg.data.eval_batch_sec, device)
-        res.update(source="layer_attention", utterances=min(len(keys), max_utts))
+        maps = MapCollector(len(ids), heat_utts)  # layer × time maps, MHFA key and value weights
+        w, _ = attention_usage(model, ds, keys, infos, max_utts, cfg.data.eval_batch_sec, device, maps)
+        res.update(source="layer_attention", utterances=min(len(keys), max_utts), **maps.result())
     else:
         raise ValueError(f"backend {model.backend_name!r} learns no layer weights or layer attention "
                          f"(it uses hidden states {ids} as configured)")
@@ -127,10 +118,10 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
         raise ValueError(f"backend returned {w.shape} layer weights for {len(ids)} hidden states")
     res["weights"] = [float(x) for x in w]
     res["ranking"] = [ids[i] for i in np.argsort(-w, kind="stable")]
-    atomic_write_text(out / "layers.json", json.dumps(res, indent=2) + "\n")
     plot_layers(res, out / "layers.png")
-    if heat is not None:
-        plot_heat(heat, ids, float(getattr(model.frontend, "frame_rate", 50.0)), out / "layers_time.png",
-                  f"{model.backend_name}: layer attention over time (one validation utterance)")
+    if res.get("heat_maps"):
+        plot_maps(res["heat_maps"], ids, float(getattr(model.frontend, "frame_rate", 50.0)), out / "layers_time.png",
+                  f"{model.backend_name}: layer attention over time (validation utterances)")
         res["heat_map"] = str(out / "layers_time.png")
+    atomic_write_text(out / "layers.json", json.dumps(res, indent=2) + "\n")
     return res

@@ -18,6 +18,8 @@ Augmented copies of the training utterances (``augment``, :mod:`layersv.frontend
 are caches of their own, keyed by the clean key plus the copy's augmentation settings.
 The manifest stores each shard's size and sha256: a truncated shard is always detected (size), and
 ``verify=True`` (``layersv cache``) re-hashes every shard, so a resumed build equals an uninterrupted one.
+Under ``torchrun`` the ranks encode the planned shards in turn and rank 0 keeps the manifest
+(:mod:`layersv.frontends.cache_ranks`): the same files as one process writes.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from ..data.dataset import Batch, ListSampler, Utterances, collate, length_buckets
+from ..distributed import world_size
 from ..utils import atomic_write_text, file_sha256
+from .cache_ranks import build_on_ranks
+from .cache_splits import split_keys
 
 FORMAT = "layersv-cache-1"
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -156,6 +161,23 @@ class FeatureCache:
         if not is_frozen(frontend):
             raise ValueError("the feature cache needs a frozen frontend (set frz_pretrain: true)")
         path, header = cache_location(frontend, frontend_name, ds, root, dtype, augment)
+        if world_size() > 1:  # under torchrun: the ranks encode the planned shards in turn (cache_ranks.py)
+            return build_on_ranks(cls, frontend, ds, keys, path, header, shard_utts, batch_sec, device, progress,
+                                  log, augment, verify)
+        manifest, plan = cls._plan(path, header, ds, keys, shard_utts, verify, log)
+        for n, (sid, part) in enumerate(tqdm(list(plan.items()), desc="cache build", disable=not progress,
+                                             unit="shard")):
+            manifest["shards"][sid] = cls._build_shard(frontend, ds, part, path, sid, header, batch_sec, device,
+                                                       augment)
+            manifest["complete"] = n + 1 == len(plan)
+            atomic_write_text(path / "manifest.json", json.dumps(manifest))
+        return cls(path, manifest)
+
+    @classmethod
+    def _plan(cls, path: Path, header: dict, ds, keys: list[str], shard_utts: int, verify: bool,
+              log=None) -> tuple[dict, dict[str, list[str]]]:
+        """Check the existing shards, delete stale files, write the manifest of the valid ones
+        → (manifest, plan ``{shard id: its utterance keys}`` of the shards still to encode)."""
         path.mkdir(parents=True, exist_ok=True)
         for tmp in path.glob("shard_*.npy.tmp"):  # left by a killed build
             tmp.unlink()
@@ -176,15 +198,16 @@ class FeatureCache:
             if stray.stem[6:] not in kept:
                 stray.unlink()
         atomic_write_text(path / "manifest.json", json.dumps(manifest))
-        for n, (sid, part) in enumerate(tqdm(list(plan.items()), desc="cache build", disable=not progress,
-                                             unit="shard")):
-            frames, size, sha = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[dtype],
-                                                 batch_sec, device, augment=augment)
-            manifest["shards"][sid] = {"keys": part, "frames": frames, "bytes": size, "sha256": sha,
-                                       "audio": [audio_stamp(ds.abspath(k)) for k in part]}
-            manifest["complete"] = n + 1 == len(plan)
-            atomic_write_text(path / "manifest.json", json.dumps(manifest))
-        return cls(path, manifest)
+        return manifest, plan
+
+    @classmethod
+    def _build_shard(cls, frontend: nn.Module, ds, part: list[str], path: Path, sid: str, header: dict,
+                     batch_sec: float, device: str, augment=None) -> dict:
+        """Encode and write shard ``sid`` (atomic) → its manifest entry (keys, frames, bytes, sha256, audio)."""
+        frames, size, sha = cls._write_shard(frontend, ds, part, path / f"shard_{sid}.npy", DTYPES[header["dtype"]],
+                                             batch_sec, device, augment=augment)
+        return {"keys": part, "frames": frames, "bytes": size, "sha256": sha,
+                "audio": [audio_stamp(ds.abspath(k)) for k in part]}
 
     @staticmethod
     def _read_manifest(path: Path, header: dict) -> dict:
@@ -371,8 +394,11 @@ CachedCrops.collate = staticmethod(collate_hidden)
 
 
 def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
-                        device: str = "cpu", progress: bool = True, data_cfg=None) -> FeatureCache:
-    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances).
+                        device: str = "cpu", progress: bool = True, data_cfg=None,
+                        shard_utts: int = 64) -> FeatureCache:
+    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances; ``all``:
+    train and every trial list, :mod:`layersv.frontends.cache_splits`).  Under torchrun the ranks share
+    the encoding (:mod:`layersv.frontends.cache_ranks`).
 
     With ``frontend_cfg.augment_copies`` K > 0 (and ``data_cfg``: the augmentation kinds and settings),
     also K augmented copies of every training utterance (``FeatureCache.copies`` lists them)."""
@@ -385,23 +411,17 @@ def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits
         fr.freeze()
     for p in fr.parameters():
         p.requires_grad_(False)
-    ds = open_dataset(data_dir, need_train="train" in splits)
-    keys: list[str] = []
-    for s in splits:
-        if s == "train":
-            keys += [p for p, _ in ds.train]
-        elif s in ("valid", "test"):
-            keys += list(ds.trials(s).utterances)
-        else:
-            raise ValueError(f"unknown split {s!r}; valid: train, valid, test")
+    ds = open_dataset(data_dir, need_train="train" in splits or ("all" in splits and
+                                                                 (Path(data_dir) / "train.csv").is_file()))
+    keys, with_train = split_keys(ds, splits)
     root = cache_dir or Path(ds.root) / ".layersv_cache"
     cache = FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                       device=device, progress=progress, verify=True)
+                                       shard_utts=shard_utts, device=device, progress=progress, verify=True)
     cache.copies = []
     if frontend_cfg.augment_copies > 0:
         from .cache_augment import open_augmented_copies
 
-        if "train" not in splits:
+        if not with_train:
             raise ValueError("--augment_copies augments training utterances: include train in --splits")
         cache.copies = open_augmented_copies(fr, frontend_cfg.frontend, ds, ds.train, root, frontend_cfg.cache_dtype,
                                              data_cfg, frontend_cfg.augment_copies, frontend_cfg.augment_seed,
