@@ -272,3 +272,28 @@ def test_eval_embeds_from_the_feature_cache_and_matches_waveforms(tiny_data, tmp
     for st in cached["stages"]:
         assert abs(cached["stages"][st]["eer"] - wave["stages"][st]["eer"]) < 1e-6, st
     assert json.loads((run / "report.json").read_text())["trials"] == wave["trials"]
+
+
+def test_a_layer_subset_reads_the_all_layers_cache(tiny_data, tmp_path):
+    """`frontend.layers` of an encoder whose every hidden state is cached: training and evaluation read
+    those states from the all-layers cache (no second encoding of the corpus); missing keys: None."""
+    from conftest import tiny_config
+
+    from layersv.frontends.cache import all_layers_view
+    from layersv.train import fit
+
+    ds = open_dataset(tiny_data)
+    keys = [p for p, _ in ds.train][:6]
+    full = build(frozen(), ds, keys, tmp_path / "c", dtype="float32")
+    view = all_layers_view(frozen(layers=[0, 2]), "ssl", ds, tmp_path / "c", "float32", keys)
+    assert view is not None and view.path == full.path
+    np.testing.assert_array_equal(view.get(keys[1]), full.get(keys[1])[[0, 2]])
+    assert all_layers_view(frozen(layers=[0, 2]), "ssl", ds, tmp_path / "c", "float32", [p for p, _ in ds.train]) is None
+    assert all_layers_view(frozen(), "ssl", ds, tmp_path / "c", "float32", keys) is None  # all layers: the cache itself
+
+    common = dict(frz_pretrain="true", cache="true", nb_total_step=2, nb_steps_eval=2, skiptest="true",
+                  cache_dir=str(tmp_path / "run_cache"), cache_dtype="float16")
+    fit(tiny_config(tiny_data, **common), tmp_path / "all", progress=False)
+    sub = fit(tiny_config(tiny_data, layers="0,1", **common), tmp_path / "sub", progress=False)
+    assert len(list((tmp_path / "run_cache").iterdir())) == 1  # the subset run encoded nothing new
+    assert "reading states [0, 1]" in (sub / "training.log").read_text()

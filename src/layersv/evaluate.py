@@ -111,21 +111,11 @@ class _Embedder:
 
 def _frontend_cache(fr, cfg: Config, ds: DatasetFolder):
     """The cache of exactly this frontend, or a view on the layers it keeps of an all-layers cache."""
-    from .probe import existing_cache
+    from .frontends.cache import all_layers_view, open_existing
 
-    args = (cfg.frontend.frontend, ds, cfg.frontend.cache_dir, cfg.frontend.cache_dtype)
-    cache = existing_cache(fr, *args)
-    ids = list(getattr(fr, "layer_ids", []))
-    cfg_hf = getattr(getattr(fr, "encoder", None), "config", None)
-    if cache is not None or not ids or cfg_hf is None:
-        return cache
-    n = getattr(cfg_hf, "encoder_layers", None) or getattr(cfg_hf, "num_hidden_layers", 0)
-    try:  # the same encoder with every hidden state: the key `layersv cache` (no --layers) wrote
-        fr.layer_ids = list(range(n + 1))
-        full = existing_cache(fr, *args)
-    finally:
-        fr.layer_ids = ids
-    return full.select_layers(ids) if full is not None else None
+    root = cfg.frontend.cache_dir or Path(ds.root) / ".layersv_cache"
+    args = (fr, cfg.frontend.frontend, ds, root, cfg.frontend.cache_dtype)
+    return open_existing(*args) or all_layers_view(*args)
 
 
 def _subsample(rows: list, n: int, seed: int) -> list:

@@ -97,18 +97,10 @@ def layer_statistics(frontend, ds: DatasetFolder, keys: list[str], infos: dict, 
 
 def existing_cache(frontend, frontend_name: str, ds: DatasetFolder, root: str | Path = "", dtype: str = "float16"):
     """The feature cache ``layersv cache`` (or ``fit`` with ``cache: true``) built for this frontend and dataset,
-    opened read-only, or None.  The directory key is computed as in
-    :meth:`layersv.frontends.cache.FeatureCache.open_or_build`; shards are never rebuilt here."""
-    from .frontends.cache import FeatureCache, cache_location
+    opened read-only, or None (:func:`layersv.frontends.cache.open_existing`; shards are never rebuilt here)."""
+    from .frontends.cache import open_existing
 
-    path, header = cache_location(frontend, frontend_name, ds, root or Path(ds.root) / ".layersv_cache", dtype)
-    try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except (OSError, ValueError):
-        return None
-    same = json.dumps(manifest.get("header"), sort_keys=True, default=str) == json.dumps(header, sort_keys=True,
-                                                                                          default=str)
-    return FeatureCache(path, manifest) if same else None
+    return open_existing(frontend, frontend_name, ds, root or Path(ds.root) / ".layersv_cache", dtype)
 
 
 def statistics(frontend, frontend_name: str, ds: DatasetFolder, keys: list[str], infos: dict, use_cache: bool = True,

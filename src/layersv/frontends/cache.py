@@ -362,6 +362,38 @@ def cached_embeddings(backend: nn.Module, cache: FeatureCache, keys: list[str], 
     return Embeddings([out_k[i] for i in order], mat[order], nrm[order])
 
 
+def open_existing(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str) -> "FeatureCache | None":
+    """The cache built for exactly this frontend and dataset, opened read-only, or None (never builds)."""
+    path, header = cache_location(frontend, frontend_name, ds, root, dtype)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = json.dumps(manifest.get("header"), sort_keys=True, default=str) == json.dumps(header, sort_keys=True,
+                                                                                          default=str)
+    return FeatureCache(path, manifest) if same else None
+
+
+def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str,
+                    keys: list[str] | None = None) -> "FeatureCache | None":
+    """For a frontend that keeps a subset of an encoder's hidden states (``frontend.layers``): a view on
+    those states of the all-layers cache of the same encoder (what ``layersv cache`` writes), when it
+    exists and holds ``keys``; else None.  Saves encoding the corpus again for every layer subset."""
+    ids = list(getattr(frontend, "layer_ids", []))
+    hf = getattr(getattr(frontend, "encoder", None), "config", None)
+    n = getattr(hf, "encoder_layers", None) or getattr(hf, "num_hidden_layers", 0)
+    if not ids or not n or ids == list(range(n + 1)):
+        return None
+    try:  # the same encoder with every hidden state: the key `layersv cache` (no --layers) wrote
+        frontend.layer_ids = list(range(n + 1))
+        full = open_existing(frontend, frontend_name, ds, root, dtype)
+    finally:
+        frontend.layer_ids = ids
+    if full is None or (keys is not None and any(k not in full for k in keys)):
+        return None
+    return full.select_layers(ids)
+
+
 def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int], progress: bool = True, log=None):
     """For ``fit`` with ``frontend.cache``: (cache, crops dataset, step model sharing ``model.backend``).
 
@@ -376,8 +408,13 @@ def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int
         raise ConfigError("cache: true needs a frozen frontend (--frz_pretrain true)")
     keys = [p for p, _ in train_rows] + list(ds.trials("valid").utterances)
     root = cfg.frontend.cache_dir or Path(ds.root) / ".layersv_cache"
-    cache = FeatureCache.open_or_build(fr, cfg.frontend.frontend, ds, keys, root, cfg.frontend.cache_dtype,
-                                       device=cfg.device, progress=progress, log=log)
+    cache = all_layers_view(fr, cfg.frontend.frontend, ds, root, cfg.frontend.cache_dtype, keys)
+    if cache is not None and log is not None:
+        log.info(f"feature cache {cache.path}: hidden states {cache.header['layer_ids']} hold every utterance; "
+                 f"reading states {list(fr.layer_ids)} of them")
+    if cache is None:
+        cache = FeatureCache.open_or_build(fr, cfg.frontend.frontend, ds, keys, root, cfg.frontend.cache_dtype,
+                                           device=cfg.device, progress=progress, log=log)
     crop = int(fr.frame_lengths(torch.tensor([round(cfg.data.train_max_sec * fr.sample_rate)]))[0])
     if cfg.data.aug_prob > 0:  # K augmented copies besides the clean states (cache_augment)
         from .cache_augment import augmented_training_crops
