@@ -41,6 +41,8 @@ class DataConfig:
     eval_max_sec: float = 0.0  # 0 = full utterances at evaluation
     eval_batch_sec: float = 120.0  # audio seconds per length-bucketed evaluation batch
     max_train_utts: int = 0  # 0 = all (subset for quick experiments)
+    hidden_time_masks: int = 0  # training: time masks per crop on the frontend's hidden states, all layers (0 = off)
+    hidden_time_mask: int = 20  # max width of each hidden-state time mask (frames)
     aug_prob: float = 0.0  # probability of one augmentation per crop (LAP: 0.6); 0 = off
     musan_list: str = ""  # folder or musan.csv from `layersv prepare musan`
     rir_list: str = ""  # folder or rir.csv from `layersv prepare rir`

@@ -11,7 +11,7 @@ only keys set together with the component they do not fit are reported.
 
 from __future__ import annotations
 
-from .config import (ALL_FRONTEND_KEYS, FRONTEND_KEYS, MARGIN_KEYS, SPECAUG_KEYS, Config, ConfigError,
+from .config import (ALL_FRONTEND_KEYS, FRONTEND_KEYS, MARGIN_KEYS, SPECAUG_KEYS, Config, ConfigError, DataConfig,
                      FrontendConfig, TrainConfig)
 
 def _changed(section, defaults, keys) -> list[str]:
@@ -28,6 +28,9 @@ def unread_keys(cfg: Config) -> list[str]:
     except ValueError as e:
         out.append(str(e))
     td = TrainConfig()
+    if cfg.data.hidden_time_masks == 0 and cfg.data.hidden_time_mask != DataConfig().hidden_time_mask:
+        out.append(f"data.hidden_time_mask={cfg.data.hidden_time_mask!r} is not read with hidden_time_masks 0 "
+                   f"(set --hidden_time_masks N, or --hidden_time_mask {DataConfig().hidden_time_mask})")
     if cfg.train.margin_schedule == "none":
         for k in _changed(cfg.train, td, MARGIN_KEYS):
             out.append(f"train.{k}={getattr(cfg.train, k)!r} is not read with margin_schedule none "

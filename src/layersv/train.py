@@ -42,6 +42,7 @@ from .data.augment import build_augmenter
 from .data.dataset import TrainCrops, collate
 from .data.folder import DatasetFolder, check_dataset, open_dataset, usability_notes
 from .embed import extract_embeddings
+from .frontends.hidden_mask import HiddenTimeMask
 from .heads import MarginSchedule, build_head
 from .loggers import build_logger
 from .checkpoint import FORMAT as CHECKPOINT_FORMAT
@@ -74,6 +75,16 @@ class TrainStep(nn.Module):
 
     def forward(self, wav: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor):
         return self.head(self.model(wav, lengths), labels)
+
+
+def with_time_masks(model: SpeakerEncoder, cfg: Config) -> SpeakerEncoder:
+    """The training step's model with ``data.hidden_time_masks`` on its frontend's output (shares every
+    module with ``model``; the saved model never masks)."""
+    d = cfg.data
+    if d.hidden_time_masks <= 0:
+        return model
+    return SpeakerEncoder(HiddenTimeMask(model.frontend, d.hidden_time_masks, d.hidden_time_mask), model.backend,
+                          model.frontend_name, model.backend_name, model.backend_args)
 
 
 class EMA:
@@ -453,13 +464,14 @@ def _fit(cfg: Config, run_dir: Path, resume: bool, progress: bool, command: str,
         from .frontends.cache import training_cache
 
         cache, crops, step_model = training_cache(cfg, model, ds, train_rows, crops.labels, progress and main, log)
+    step_model = with_time_masks(step_model, cfg)
     step_mod = _wrap(TrainStep(step_model, head), device)
 
     def on_step(step: int):
         if cfg.train.unfreeze_at_step and step == cfg.train.unfreeze_at_step:
             model.frontend.unfreeze(freeze_cnn=cfg.frontend.frz_cnn)
             log.info(f"step {step}: encoder unfrozen")
-            return _wrap(TrainStep(model, head), device)  # DDP must see the new trainable parameters
+            return _wrap(TrainStep(with_time_masks(model, cfg), head), device)  # DDP must see the new parameters
         return None
 
     tlog = build_logger(cfg.train.logger, run_dir, to_dict(cfg)) if main else build_logger("none", run_dir, {})
