@@ -10,8 +10,8 @@
 #           prepared dataset folder (data.yaml present), used as it is with its own valid/test trials.
 # ENCODER_DIR: a local pretrained encoder (default ../shared/models/whisper-base).
 # OUT_DIR: one folder per system, each with report.json for the test trials; results.md, curves.png.
-# Environment: SYSTEMS (default "stats superb lap mhfa unipool ltdnn"), STEPS (training steps per
-# trained backend, default 900), AUG_COPIES (augmented copies per training utterance in the cache,
+# Environment: SYSTEMS (default "stats superb_pooled superb lap mhfa unipool ltdnn"), STEPS (training
+# steps of every trained backend; default: each config's own nb_total_step), AUG_COPIES (augmented copies per training utterance in the cache,
 # default 0 = clean cache only).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,8 +19,8 @@ SHARED=${SHARED:-$HERE/../../../shared}
 SRC=${1:-$SHARED/data/speechocean762-train/opus}
 ENC=${2:-$SHARED/models/whisper-base}
 OUT=${3:-res/speechocean762}
-SYSTEMS=${SYSTEMS:-stats superb lap mhfa unipool ltdnn}
-STEPS=${STEPS:-900}
+SYSTEMS=${SYSTEMS:-stats superb_pooled superb lap mhfa unipool ltdnn}
+STEPS=${STEPS:-}
 AUG_COPIES=${AUG_COPIES:-0}
 mkdir -p "$OUT"
 t0=$(date +%s)
@@ -48,14 +48,14 @@ for sys in $SYSTEMS; do
     stats)  # 4. training-free: best layers chosen on validation, PCA + LDA fitted on train; PLDA stage
       layersv train "$DATA" Stats "${COMMON[@]}" --layers auto --out "$OUT/stats" --no-progress
       layersv eval "$OUT/stats" "${EVAL[@]}" --no-progress ;;
-    superb|lap|mhfa|unipool|ltdnn)  # 5. trained backends on the frozen encoder, from the cache
+    superb_pooled|superb|lap|mhfa|unipool|ltdnn)  # 5. trained backends on the frozen encoder, from the cache
       model=$(python - "$HERE/configs/$sys.yaml" <<'PY'
 import sys, yaml
 print(yaml.safe_load(open(sys.argv[1]))["model"]["model"])
 PY
 )
       layersv train "$DATA" "$model" --config "$HERE/configs/$sys.yaml" "${COMMON[@]}" \
-        --nb_total_step "$STEPS" --out "$OUT/$sys" --no-progress
+        ${STEPS:+--nb_total_step "$STEPS"} --out "$OUT/$sys" --no-progress
       layersv eval "$OUT/$sys" "${EVAL[@]}" --no-progress
       layersv layers "$OUT/$sys" > /dev/null ;;
     *) echo "unknown system $sys" >&2; exit 2 ;;
