@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from layersv.optim import lr_factor
-from layersv.train import StepBatches, fit
+from layersv.runs import fit
+from layersv.train import StepBatches
 
 from conftest import tiny_config
 
@@ -69,7 +70,7 @@ def test_phases_chain_frozen_joint_lmft(tiny_data, tmp_path):
     recipes = Path(__file__).resolve().parents[1] / "recipes" / "synthetic" / "configs"
     common = {"nb_total_step": "2", "nb_steps_eval": "2", "batch_size": "4", "embedding_dim": "32",
               "hidden_dim": "32", "skiptest": "true"}
-    from layersv.cli_support import assemble_config
+    from layersv.runs.assemble import assemble_config
 
     f = fit(assemble_config(str(tiny_data), "SUPERB", str(recipes / "frozen.yaml"), common), tmp_path / "f",
             progress=False)
@@ -87,7 +88,7 @@ def test_phases_chain_frozen_joint_lmft(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("phase", ["frozen", "joint", "lmft"])
 def test_phase_configs_round_trip_overrides(tiny_data, tmp_path, phase):
-    from layersv.cli_support import assemble_config, registries
+    from layersv.runs.assemble import assemble_config, registries
     from layersv.config import load_config, save_config
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "synthetic" / "configs" / f"{phase}.yaml"

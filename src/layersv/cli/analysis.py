@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..analysis.layer_usage import layer_usage
+from ..analysis.probe import probe_dataset, probe_markdown
+
 
 def _int_list(s: str, flag: str) -> list[int]:
     try:
@@ -25,35 +30,29 @@ def add_parsers(sub) -> None:
     p.add_argument("--cache_dir", default="", help="where `layersv cache` wrote it (default <data>/.layersv_cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_probe)
 
     la = sub.add_parser("layers", help="which hidden states a trained run's backend uses")
     la.add_argument("run", help="run folder (model_best.json, config.yaml)")
     la.add_argument("--out", default="", help="output folder (default: the run folder)")
     la.add_argument("--max_utts", type=int, default=64, help="validation utterances for layer attention")
     la.add_argument("--device", default="cpu")
+    la.set_defaults(handler=cmd_layers)
 
 
-def run(a) -> int | None:
-    if a.command == "probe":
-        from pathlib import Path
+def cmd_probe(a) -> int:
+    out = a.out or str(Path(a.data) / f"probe-{Path(a.backbone_cfg.rstrip('/')).name}")
+    r = probe_dataset(a.data, a.backbone_cfg, out, a.frontend, _int_list(a.layers, "--layers") or None,
+                      a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, not a.no_cache, a.cache_dir, a.device,
+                      not a.no_progress)
+    print(probe_markdown(r))
+    print(f"written: {out}/probe.json, probe.md, probe.png")
+    return 0
 
-        from .probe import probe_dataset
 
-        out = a.out or str(Path(a.data) / f"probe-{Path(a.backbone_cfg.rstrip('/')).name}")
-        r = probe_dataset(a.data, a.backbone_cfg, out, a.frontend, _int_list(a.layers, "--layers") or None,
-                          a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, not a.no_cache, a.cache_dir, a.device,
-                          not a.no_progress)
-        from .probe import probe_markdown
-
-        print(probe_markdown(r))
-        print(f"written: {out}/probe.json, probe.md, probe.png")
-        return 0
-    if a.command == "layers":
-        from .layer_usage import layer_usage
-
-        r = layer_usage(a.run, a.out or None, a.max_utts, a.device)
-        for i, w in zip(r["layer_ids"], r["weights"]):
-            print(f"hidden state {i:3d}: {w:.4f}")
-        print(f"written: {a.out or a.run}/layers.json, layers.png")
-        return 0
-    return None
+def cmd_layers(a) -> int:
+    r = layer_usage(a.run, a.out or None, a.max_utts, a.device)
+    for i, w in zip(r["layer_ids"], r["weights"]):
+        print(f"hidden state {i:3d}: {w:.4f}")
+    print(f"written: {a.out or a.run}/layers.json, layers.png")
+    return 0

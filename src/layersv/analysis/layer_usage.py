@@ -18,8 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from .utils import atomic_savefig, atomic_write_text
+from ..config import load_config
+from ..data.dataset import ListSampler, Utterances, collate, length_buckets
+from ..data.dataset_folder import check_dataset, open_dataset
+from ..model import load_model
+from ..registries import registries
+from ..utils import atomic_savefig, atomic_write_text
 
 
 def _frame_attention(att: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -36,10 +42,6 @@ def _frame_attention(att: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def attention_usage(model, ds, keys: list[str], infos: dict, max_utts: int = 64, batch_sec: float = 60.0,
                     device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
     """Mean per-layer attention ``(L,)`` over ``keys`` and one utterance's ``(L, T)`` map (or None)."""
-    from torch.utils.data import DataLoader
-
-    from .data.dataset import ListSampler, Utterances, collate, length_buckets
-
     keys = sorted(keys)[:max_utts]
     dset = Utterances([(str(ds.abspath(k)), k) for k in keys], model.sample_rate)
     batches = length_buckets([infos[k].duration for k in keys], batch_sec)
@@ -96,8 +98,6 @@ def plot_heat(heat: np.ndarray, ids: list[int], frame_rate: float, path: Path, t
 def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts: int = 64,
                 device: str = "cpu") -> dict:
     """``layersv layers RUN``: layers.json + layers.png (+ layers_time.png) in ``out_dir`` (default RUN)."""
-    from .model import load_model
-
     run = Path(run_dir)
     out = Path(out_dir) if out_dir else run
     out.mkdir(parents=True, exist_ok=True)
@@ -110,10 +110,6 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
         w = be.layer_weights().detach().float().cpu().numpy()
         res.update(source="layer_weights")
     elif callable(getattr(be, "layer_attention", None)):  # frame-adaptive: averaged over validation audio
-        from .cli_support import registries
-        from .config import load_config
-        from .data.folder import check_dataset, open_dataset
-
         cfg = load_config(run / "config.yaml", registries())
         ds = open_dataset(cfg.data.data_dir, need_train=False)
         infos = check_dataset(ds, ("valid",), include_train=False)
