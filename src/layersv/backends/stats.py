@@ -52,9 +52,7 @@ class Stats(nn.Module):
     running the gradient loop.
     """
 
-    trainable = False
-
-    trainable = False  # fitted in closed form by layersv.stats_train, never by gradient steps
+    trainable = False  # fitted in closed form by layersv.runs.stats, never by gradient steps
 
     def __init__(self, in_layers: int, in_dim: int, embedding_dim: int = 0, pca_dim: int = 0, lda: bool = True,
                  lda_dim: int = 0):

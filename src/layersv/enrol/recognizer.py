@@ -3,7 +3,7 @@
 Scores are exactly those of ``layersv verify``: the enrolled speaker is one side of a trial,
 the test recording the other, and the run's stored :class:`~layersv.scoring.pipeline.ScoringPipeline`
 (mean subtraction → AS-norm → QMF calibration, whichever the run has) scores it; the decision
-uses the run's stored operating point (:func:`layersv.infer.decide`).  The enrolled side is the
+uses the run's stored operating point (:func:`layersv.scoring.decision.decide`).  The enrolled side is the
 speaker's mean embedding (re-normalised mean of its unit utterance embeddings) with quality
 measures summed (duration, s) or averaged (raw norm) over its utterances.
 
