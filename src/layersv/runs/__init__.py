@@ -23,5 +23,5 @@ from .verify import verify
 
 __all__ = ["METRIC_COLUMNS", "FinishedRun", "Run", "assemble_config", "carry_head_state", "evaluate_run",
            "evaluate_split", "fit", "fit_gradient", "fit_scoring", "fit_stats", "init_from", "load_run",
-           "new_run_dir", "open_data", "open_run", "recipe_for_model", "resume_config", "train_mean", "training_rows", "verify",
-           "write_metrics"]
+           "new_run_dir", "open_data", "open_run", "recipe_for_model", "resume_config", "train_mean", "training_rows",
+           "verify", "write_metrics"]

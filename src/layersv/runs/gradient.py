@@ -143,7 +143,8 @@ def _data(t: Trainer, run: Run, spk_index: dict, resume: bool) -> None:
     t.on_step = on_step
 
 
-def training_cache(cfg: Config, model: SpeakerEncoder, ds, train_rows: list, labels: list[int], progress: bool = True, log=None):
+def training_cache(cfg: Config, model: SpeakerEncoder, ds, train_rows: list, labels: list[int], progress: bool = True,
+                   log=None) -> tuple:
     """For ``fit`` with ``frontend.cache``: (cache, crops dataset, step model sharing ``model.backend``).
 
     Caches the training utterances and the validation trials' utterances; the test split is scored once
