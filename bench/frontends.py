@@ -39,7 +39,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from layersv.backends import build_backend
 from layersv.data.audio import load_audio
 from layersv.data.dataset import TrainCrops, collate
-from layersv.data.folder import check_dataset, open_dataset
+from layersv.data.dataset_folder import check_dataset, open_dataset
 from layersv.frontends.cache import CachedCrops, FeatureCache
 from layersv.frontends.fbank import FbankFrontend
 from layersv.frontends.sincnet import SincFrontend

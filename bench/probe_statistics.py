@@ -25,9 +25,9 @@ def main() -> None:
     ap.add_argument("--frontend", default="ssl")
     ap.add_argument("--speakers", type=int, default=12)
     a = ap.parse_args()
-    from layersv.data.folder import check_dataset, open_dataset
+    from layersv.data.dataset_folder import check_dataset, open_dataset
     from layersv.frontends.cache import FeatureCache
-    from layersv.probe import frozen_frontend, layer_statistics, statistics
+    from layersv.analysis.probe import frozen_frontend, layer_statistics, statistics
     from layersv.synthetic import generate_corpus
 
     torch.manual_seed(0)

@@ -27,8 +27,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 def bench_extraction(n: int = 200) -> None:
     from layersv.config import Config
     from layersv.data.audio import audio_info
-    from layersv.data.folder import DatasetFolder
-    from layersv.embed import extract_embeddings
+    from layersv.data.dataset_folder import DatasetFolder
+    from layersv.embed.batches import extract_embeddings
     from layersv.model import build_model
 
     cfg = Config()
@@ -60,8 +60,8 @@ def bench_extraction(n: int = 200) -> None:
 
 def bench_asnorm(n_trials: int = 1_000_000, n_utts: int = 20_000, cohort_size: int = 5_000, dim: int = 192,
                  top_k: int = 300) -> None:
-    from layersv.data.folder import Trials
-    from layersv.embed import Embeddings
+    from layersv.data.dataset_folder import Trials
+    from layersv.embed.batches import Embeddings
     from layersv.scoring import cosine_scores
     from layersv.scoring.asnorm import asnorm_scores, normalize_rows
 

@@ -174,7 +174,7 @@ def main() -> None:
         run = Path(a.run) if a.run else quickstart_run(root)
         if not a.run:
             print(f"[bench] quickstart --fast model trained in {time.time() - t:.0f} s")
-        from layersv.data.folder import open_dataset
+        from layersv.data.dataset_folder import open_dataset
 
         data = run.parent / "data" if (run.parent / "data" / "data.yaml").is_file() else None
         if data is None:

@@ -25,7 +25,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def tiny_config(data_dir: Path, **overrides):
     """A fast config on the tiny synthetic dataset (a few steps)."""
-    from layersv.cli_support import assemble_config
+    from layersv.runs.assemble import assemble_config
 
     ov = {"nb_total_step": "4", "nb_steps_eval": "2", "batch_size": "4", "train_max_sec": "1.0",
           "embedding_dim": "32", "hidden_dim": "32"}
@@ -36,8 +36,8 @@ def tiny_config(data_dir: Path, **overrides):
 @pytest.fixture(scope="session")
 def fbank_stats_run(tiny_data, tmp_path_factory) -> Path:
     """A calibrated run fitted in seconds on ``tiny_data``: fbank statistics + PCA whitening (Stats), QMF stage."""
-    from layersv.cli_support import assemble_config
-    from layersv.stats_train import fit_stats
+    from layersv.runs.assemble import assemble_config
+    from layersv.runs import fit as fit_stats
 
     ov = {"frontend": "fbank", "layers": "0", "score_calibrate": "true"}
     cfg = assemble_config(str(tiny_data), "Stats", None, ov)

@@ -32,7 +32,7 @@ def _shared() -> Path | None:
 
 
 def stats_config(data: Path, **ov):
-    from layersv.cli_support import assemble_config
+    from layersv.runs.assemble import assemble_config
 
     ov = {"backbone_cfg": "tiny-wavlm", **{k: str(v) for k, v in ov.items()}}
     return assemble_config(str(data), "Stats", None, ov)
@@ -68,7 +68,7 @@ def test_lda_only_with_several_utterances_per_speaker():
 
 @pytest.fixture(scope="module")
 def stats_run(tiny_data, tmp_path_factory):
-    from layersv.stats_train import fit_stats
+    from layersv.runs import fit as fit_stats
 
     run = tmp_path_factory.mktemp("stats_run")
     fit_stats(stats_config(tiny_data, layers="1,2"), run, progress=False)
@@ -98,7 +98,7 @@ def test_stats_embeddings_normalised_and_eval_reproduces_report(stats_run, tiny_
     e = np.stack([model.embed(load_audio(str(w), 16000)) for w in wavs])
     np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
     # eval works on the run folder like for any trained model, and reproduces the fit-time report
-    from layersv.evaluate import evaluate_run
+    from layersv.runs.evaluate import evaluate_run
 
     before = json.loads((stats_run / "report.json").read_text())["stages"]["cosine"]["eer"]
     assert evaluate_run(stats_run, progress=False)["stages"]["cosine"]["eer"] == pytest.approx(before)
@@ -106,9 +106,9 @@ def test_stats_embeddings_normalised_and_eval_reproduces_report(stats_run, tiny_
 
 def test_stats_whitening_fitted_on_train_only(stats_run, tiny_data, tmp_path):
     """Replacing every validation and test file by other audio leaves the transform unchanged."""
-    from layersv.data.folder import open_dataset
+    from layersv.data.dataset_folder import open_dataset
     from layersv.model import read_checkpoint
-    from layersv.stats_train import fit_stats
+    from layersv.runs import fit as fit_stats
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns(".layersv_cache"))
@@ -160,8 +160,8 @@ def test_probe_writes_outputs_and_beats_chance(tiny_data, tmp_path):
 
 def test_probe_ranks_the_layer_that_carries_the_speaker_first():
     """Statistics where only layer 2 holds a speaker component: it must win, chance elsewhere."""
-    from layersv.data.folder import Trials
-    from layersv.probe import best_layers, score_layers
+    from layersv.data.dataset_folder import Trials
+    from layersv.analysis.probe import best_layers, score_layers
 
     rng = np.random.default_rng(0)
     spk = [f"s{i}" for i in range(40) for _ in range(2)]  # 20 train + 20 eval speakers, 2 utts each
@@ -241,7 +241,7 @@ def test_layers_for_every_backend_with_layer_weights(name, tiny_data, tmp_path):
 def test_layers_frame_adaptive_attention_and_heat_map(tiny_data, tmp_path, monkeypatch):
     monkeypatch.setitem(BACKENDS, "FrameAttn", _FrameAttentionBackend)
     run = _saved_run(tiny_data, "FrameAttn", tmp_path / "run")
-    from layersv.layer_usage import layer_usage
+    from layersv.analysis.layer_usage import layer_usage
 
     res = layer_usage(run, max_utts=4)
     assert res["source"] == "layer_attention" and res["utterances"] == 4
@@ -251,7 +251,7 @@ def test_layers_frame_adaptive_attention_and_heat_map(tiny_data, tmp_path, monke
 
 def test_layers_explains_backends_without_layer_weights(stats_run):
     with pytest.raises(ValueError, match="learns no layer weights"):
-        from layersv.layer_usage import layer_usage
+        from layersv.analysis.layer_usage import layer_usage
 
         layer_usage(stats_run)
 
@@ -279,7 +279,7 @@ def test_reduced_real_recipe(tmp_path):
                     "--part_sec", "2", "--train_max_sec", "2"], check=True, capture_output=True)
     wb = str(shared / "models/whisper-base")
     torch.set_num_threads(2)
-    from layersv.probe import probe_dataset
+    from layersv.analysis.probe import probe_dataset
 
     res = probe_dataset(str(data), wb, tmp_path / "probe", layers=[1, 2], progress=False)
     assert [r["layer"] for r in res["rows"]] == [1, 2] and res["trials"]["valid"] == {"trials": 28, "targets": 4}

@@ -12,7 +12,7 @@ from layersv.data.audio import AudioInfo
 from layersv.data.augment import Augmenter, NoiseSegment, mix_at_snr, power, read_musan_list, reverberate
 from layersv.data.corpora import prepare_musan
 from layersv.data.dataset import TrainCrops
-from layersv.data.folder import DatasetError
+from layersv.data.dataset_folder import DatasetError
 
 SR = 16000
 
@@ -188,7 +188,7 @@ def test_telephone_band_and_length(mulaw):
 
 # --------------------------------------------------------------------------- simulated RIR bank
 
-SMALL_BANK = dict(n_rooms=3, rt60=(0.2, 0.4), max_order=12, max_len_s=0.4)
+SMALL_BANK = dict(n_rooms=3, rt60=(0.2, 0.4), max_order=12, max_len_sec=0.4)
 
 
 def test_rir_bank_reproducible_and_reused(tmp_path):

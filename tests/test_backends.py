@@ -183,7 +183,7 @@ def test_explore_and_finetune_use_one_hidden_state():
 
 @pytest.mark.parametrize("name", sorted(BACKENDS))
 def test_every_model_has_a_valid_recipe(name):
-    from layersv.cli_support import assemble_config, recipe_for_model
+    from layersv.runs.assemble import assemble_config, recipe_for_model
 
     assert recipe_for_model(name) is not None, f"configs/{name}.yaml missing"
     cfg = assemble_config("", name, None, {})
@@ -195,8 +195,8 @@ def test_every_model_has_a_valid_recipe(name):
 
 def test_waveform_backend_trains_through_the_model(tiny_data, tmp_path):
     """WavLM-RawNetX gets the waveform from SpeakerEncoder in training and in evaluation."""
-    from layersv.cli_support import assemble_config
-    from layersv.train import fit
+    from layersv.runs.assemble import assemble_config
+    from layersv.runs import fit
 
     ov = {"backbone_cfg": "tiny-wavlm", "frz_pretrain": "true", "nb_total_step": "2", "nb_steps_eval": "2",
           "batch_size": "4", "train_max_sec": "1.0", "embedding_dim": "16", "raw_channels": "8",

@@ -167,7 +167,7 @@ def test_training_runs_on_all_usable_oddities_together(data, tmp_path, capsys):
 
 def test_nothing_is_left_of_a_start_that_fails_after_creating_the_folder(data, tmp_path, capsys, monkeypatch):
     """A failure after the run folder exists (here: building the model) removes the folder it created."""
-    import layersv.train as train
+    import layersv.runs.gradient as train
 
     def boom(cfg):
         raise ValueError("model cannot be built")

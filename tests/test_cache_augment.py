@@ -13,7 +13,7 @@ from layersv.config import DataConfig
 from layersv.data.audio import audio_info, load_audio
 from layersv.data.augment import Augmenter
 from layersv.data.dataset import TrainCrops, augment_rng
-from layersv.data.folder import open_dataset
+from layersv.data.dataset_folder import open_dataset
 from layersv.frontends.cache import FeatureCache
 from layersv.frontends.cache_augment import AugmentedCachedCrops, open_augmented_copies
 from layersv.frontends.ssl import SSLFrontend, load_hf_encoder
@@ -101,11 +101,11 @@ def test_cached_crops_sample_like_on_the_fly(tiny_data, tmp_path):
     labels = [spk.index(s) for _, s in rows]
     files = [(str(ds.abspath(k)), k) for k in keys]
     infos = {k: audio_info(ds.abspath(k)) for k in keys}
-    seed, p, crop_s = 11, 0.6, 0.5
+    seed, p, crop_sec = 11, 0.6, 0.5
     aug = Augmenter([], [], SR, p, tuple(KINDS), talkers=[(f, lab) for (f, _), lab in zip(files, labels)])
-    fly = TrainCrops(files, labels, infos, SR, crop_s, seed, augment=aug)
-    plain = TrainCrops(files, labels, infos, SR, crop_s, seed)
-    crop_f = int(fr.frame_lengths(torch.tensor([int(crop_s * SR)]))[0])
+    fly = TrainCrops(files, labels, infos, SR, crop_sec, seed, augment=aug)
+    plain = TrainCrops(files, labels, infos, SR, crop_sec, seed)
+    crop_f = int(fr.frame_lengths(torch.tensor([int(crop_sec * SR)]))[0])
     cached = AugmentedCachedCrops(clean, copies, keys, labels, crop_f, seed, p)
     decided = []
     for k in range(40):
@@ -136,7 +136,7 @@ def test_fit_from_augmented_cache(tiny_data, tmp_path):
     from conftest import tiny_config
 
     from layersv.config import load_config
-    from layersv.train import fit
+    from layersv.runs import fit
 
     ov = dict(frz_pretrain="true", cache="true", aug_prob=0.6, aug_kinds="colored_noise,telephone",
               nb_total_step=4, nb_steps_eval=2, skiptest="true", cache_dir=str(tmp_path / "cache"))

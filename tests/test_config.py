@@ -1,9 +1,9 @@
 import pytest
 
-from layersv.cli_support import assemble_config
+from layersv.runs.assemble import assemble_config
 from layersv.config import (Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends,
                             parse_override_args, save_config, load_config)
-from layersv.cli_support import registries
+from layersv.runs.assemble import registries
 
 
 def test_parse_override_args_forms():

@@ -13,7 +13,7 @@ import yaml
 from layersv.cli import main
 from layersv.data.corpora import download, prepare_folder, prepare_librispeech, prepare_musan, prepare_rir, \
     prepare_vctk, prepare_voxceleb
-from layersv.data.folder import DatasetError, open_dataset
+from layersv.data.dataset_folder import DatasetError, open_dataset
 from layersv.data.trials import check_trials
 
 
@@ -285,7 +285,7 @@ def test_voxceleb2_only_selects_on_held_out_training_speakers(tmp_path):
 
 def test_valid_and_test_that_coincide_are_refused(tmp_path):
     from layersv.data.corpora.common import write_dataset
-    from layersv.data.folder import check_dataset
+    from layersv.data.dataset_folder import check_dataset
 
     trials = [{"LABEL": 1, "SAMPLE1": "a/1.wav", "SAMPLE2": "a/2.wav"},
               {"LABEL": 0, "SAMPLE1": "a/1.wav", "SAMPLE2": "b/1.wav"}]

@@ -8,7 +8,7 @@ import soundfile as sf
 
 from layersv.data.audio import AudioError, load_audio
 from layersv.data.dataset import TrainCrops, length_buckets
-from layersv.data.folder import DatasetError, check_dataset, open_dataset, read_trials
+from layersv.data.dataset_folder import DatasetError, check_dataset, open_dataset, read_trials
 
 
 def copy_data(tiny_data, tmp_path):
@@ -61,7 +61,7 @@ def test_load_audio_mixdown_resample_and_errors(tmp_path):
     assert wav.ndim == 1 and abs(len(wav) - 16000) <= 2
     assert np.abs(wav).max() == pytest.approx(0.5, abs=0.02)  # mean of the two channels
     with pytest.raises(AudioError, match="too short"):
-        load_audio(tmp_path / "s.wav", 16000, min_duration_s=5.0)
+        load_audio(tmp_path / "s.wav", 16000, min_duration_sec=5.0)
     with pytest.raises(AudioError, match="not found"):
         load_audio(tmp_path / "nope.wav")
 
@@ -78,7 +78,7 @@ def test_train_crops_are_deterministic_and_wrap_padded(tiny_data):
 
 def test_length_buckets_respect_the_budget():
     durs = [1.0, 5.0, 2.0, 2.5, 9.0, 0.5]
-    batches = length_buckets(durs, budget_s=10.0)
+    batches = length_buckets(durs, budget_sec=10.0)
     assert sorted(i for b in batches for i in b) == list(range(6))
     for b in batches:
         assert len(b) == 1 or max(durs[i] for i in b) * len(b) <= 10.0

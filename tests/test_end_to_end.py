@@ -7,7 +7,7 @@ import pytest
 
 import layersv
 from layersv.cli import main
-from layersv.train import fit
+from layersv.runs import fit
 
 from conftest import tiny_config
 

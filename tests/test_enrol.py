@@ -13,7 +13,7 @@ import layersv
 from layersv.cli import main
 from layersv.enrol import DatabaseError, ModelMismatch, Recognizer
 from layersv.enrol.index import ExactIndex, build_index
-from layersv.infer import verify as verify_pair
+from layersv.runs import verify as verify_pair
 
 
 def _wavs(tiny_data, spk):

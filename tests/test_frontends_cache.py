@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from layersv.data.folder import check_dataset, open_dataset
-from layersv.frontends.cache import CachedCrops, CachedFrontend, FeatureCache, cached_embeddings
+from layersv.data.dataset_folder import check_dataset, open_dataset
+from layersv.embed import hidden_state_embeddings
+from layersv.frontends.cache import CachedCrops, CachedFrontend, FeatureCache
 from layersv.frontends.ssl import SSLFrontend, load_hf_encoder
 
 
@@ -194,10 +195,10 @@ def test_training_from_cache_validates_like_the_waveform_model(tiny_data, tmp_pa
     from conftest import tiny_config
 
     from layersv import load_model
-    from layersv.embed import extract_embeddings
+    from layersv.embed.batches import extract_embeddings
     from layersv.metrics import compute_all
     from layersv.scoring import cosine_scores
-    from layersv.train import fit
+    from layersv.runs import fit
 
     cfg = tiny_config(tiny_data, frz_pretrain="true", cache="true", nb_total_step=4, nb_steps_eval=4,
                       skiptest="true", cache_dir=str(tmp_path / "cache"), cache_dtype="float16")
@@ -214,7 +215,7 @@ def test_training_from_cache_validates_like_the_waveform_model(tiny_data, tmp_pa
     c = FeatureCache.open_or_build(model.frontend, "ssl", ds, trials.utterances, tmp_path / "cache",
                                    dtype="float16", progress=False)
     assert c.path.parent == tmp_path / "cache" and len(list((tmp_path / "cache").iterdir())) == 1  # reused
-    cache_emb = cached_embeddings(model.backend, c, trials.utterances)
+    cache_emb = hidden_state_embeddings(model.backend, c, trials.utterances)
     assert cache_emb.keys == wav_emb.keys
     np.testing.assert_allclose(cache_emb.matrix, wav_emb.matrix, atol=2e-3)  # fp16 states: ~1e-3 relative
     s_cache, s_wav = cosine_scores(cache_emb, trials), cosine_scores(wav_emb, trials)
@@ -243,9 +244,9 @@ def test_eval_embeds_from_the_feature_cache_and_matches_waveforms(tiny_data, tmp
 
     from conftest import tiny_config
 
-    from layersv.evaluate import evaluate_run
+    from layersv.runs.evaluate import evaluate_run
     from layersv import load_model
-    from layersv.train import fit
+    from layersv.runs import fit
 
     cfg = tiny_config(tiny_data, frz_pretrain="true", cache="true", nb_total_step=8, nb_steps_eval=8,
                       skiptest="true", cache_dir=str(tmp_path / "cache"), cache_dtype="float32")
@@ -280,7 +281,7 @@ def test_a_layer_subset_reads_the_all_layers_cache(tiny_data, tmp_path):
     from conftest import tiny_config
 
     from layersv.frontends.cache import all_layers_view
-    from layersv.train import fit
+    from layersv.runs import fit
 
     ds = open_dataset(tiny_data)
     keys = [p for p, _ in ds.train][:6]

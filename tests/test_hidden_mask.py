@@ -48,7 +48,7 @@ def test_wrapper_masks_in_training_only():
 
 def test_training_with_hidden_time_masks_and_the_unread_key_error(tiny_data, tmp_path):
     from layersv.config import ConfigError
-    from layersv.train import fit
+    from layersv.runs import fit
 
     run = fit(tiny_config(tiny_data, hidden_time_masks=2, hidden_time_mask=5, nb_total_step=2, skiptest=True),
               tmp_path / "r", progress=False)

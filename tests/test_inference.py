@@ -9,9 +9,10 @@ import torch
 
 import layersv
 from layersv.cli import main
-from layersv.evaluate import evaluate_run
-from layersv.infer import embed_file_full, verify, windows
-from layersv.train import fit
+from layersv.runs.evaluate import evaluate_run
+from layersv.embed import embed_file, embed_file_full, windows
+from layersv.runs import verify
+from layersv.runs import fit
 
 from conftest import tiny_config
 
@@ -108,7 +109,7 @@ def test_embed_file_long_files_and_embed_cli(run, tiny_data, tmp_path):
     wav = np.random.default_rng(0).standard_normal(40000).astype(np.float32) * 0.1  # 2.5 s
     sf.write(tmp_path / "long.wav", wav, 16000, subtype="FLOAT")  # exact samples, no 16-bit rounding
     # short enough: the whole file, as model.embed does
-    np.testing.assert_allclose(model.embed_file(tmp_path / "long.wav"), model.embed(wav), atol=1e-5)
+    np.testing.assert_allclose(embed_file(model, tmp_path / "long.wav"), model.embed(wav), atol=1e-5)
     # long: 1 s windows, hop 0.8 s, last aligned to the end; mean of unit embeddings
     starts = windows(40000, 16000, 12800)
     assert starts == [0, 12800, 24000]

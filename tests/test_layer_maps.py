@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("name", ["UniPool", "LAP"])
 def test_frame_level_attention_gives_layer_by_time_heat_maps(name, tiny_data, tmp_path):
     from layersv.data.audio import audio_info
-    from layersv.data.folder import open_dataset
+    from layersv.data.dataset_folder import open_dataset
     from layersv.model import load_model
 
     run = _saved_run(tiny_data, name, tmp_path / "run")
@@ -38,8 +38,8 @@ def test_frame_level_attention_gives_layer_by_time_heat_maps(name, tiny_data, tm
 @pytest.mark.parametrize("aggregation", ["superb", "lap"])
 def test_mhfa_reports_key_and_value_weights(aggregation, tiny_data, tmp_path):
     from layersv.config import load_config, save_config
-    from layersv.cli_support import registries
-    from layersv.layer_usage import layer_usage
+    from layersv.registries import registries
+    from layersv.analysis.layer_usage import layer_usage
     from layersv.model import build_model, load_model, save_model
 
     run = _saved_run(tiny_data, "MHFA", tmp_path / "run")

@@ -43,7 +43,7 @@ def test_fit_separates_speakers_and_needs_several_recordings():
 
 def test_plda_stage_in_eval_and_verify(tiny_data, tmp_path, capsys):
     from layersv.cli import main
-    from layersv.train import fit
+    from layersv.runs import fit
 
     from conftest import tiny_config
 

@@ -29,7 +29,7 @@ def run_copy(src: Path, dst: Path, cache_dir: Path) -> Path:
 
     (QMF is left out: a Stats run's raw embedding norms are 1 ± 1 ulp, so its fitted calibration follows
     float rounding, which any change of batches moves, in one process as well.)"""
-    from layersv.cli_support import registries
+    from layersv.registries import registries
     from layersv.config import load_config, save_config
 
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("embeddings", "scores", "report*"))
@@ -57,7 +57,7 @@ def test_cache_and_eval_on_two_ranks_equal_one_process(tiny_data, fbank_stats_ru
     # eval: the test split embeds from the feature cache, the rest from audio; rank 0 scores and writes
     one = run_copy(fbank_stats_run, tmp_path / "one", tmp_path / "c1")
     two = run_copy(fbank_stats_run, tmp_path / "two", tmp_path / "c2")
-    from layersv.evaluate import evaluate_run
+    from layersv.runs.evaluate import evaluate_run
 
     ref = evaluate_run(one, progress=False, overrides={"score_normalize": True})
     torchrun("eval", str(two), "--no-progress", "--score_normalize")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from layersv.backends import BACKENDS
-from layersv.cli_support import assemble_config
+from layersv.runs.assemble import assemble_config
 from layersv.config import SECTIONS, to_dict
 
 CARDS = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from layersv.backends import build_backend
-from layersv.cli_support import assemble_config
+from layersv.runs.assemble import assemble_config
 from layersv.config import ConfigError, TrainConfig
 from layersv.heads import MarginSchedule, MultiHeadAAMHead, SubCenterAAMHead
 from layersv.optim import build_optimizer, build_scheduler, param_groups
@@ -151,7 +151,7 @@ def test_head_weight_decay_is_its_own_group():
 
 
 def test_init_from_keeps_the_original_speakers_rows():
-    from layersv.train import carry_head_state
+    from layersv.runs import carry_head_state
 
     torch.manual_seed(0)
     n = 7
@@ -349,8 +349,8 @@ def test_finetunewv2_seed_cls_inside_the_encoder():
 
 
 def test_eval_trials_writes_next_to_the_run_report_never_over_it(tiny_data, tmp_path):
-    from layersv.evaluate import evaluate_run
-    from layersv.train import fit
+    from layersv.runs.evaluate import evaluate_run
+    from layersv.runs import fit
 
     run = fit(tiny_config(tiny_data, nb_total_step=2, nb_steps_eval=2), tmp_path / "run", progress=False)
     own = {f: (run / f).read_bytes() for f in ("report.json", "report.md", "calibration.json")}

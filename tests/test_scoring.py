@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from layersv import metrics
-from layersv.data.folder import Trials
-from layersv.embed import Embeddings
+from layersv.data.dataset_folder import Trials
+from layersv.embed.batches import Embeddings
 from layersv.report import write_report
 from layersv.scoring import cosine_scores
 from layersv.scoring.asnorm import asnorm_scores, cohort_stats, normalize_rows, prepare_cohort, speaker_means

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from layersv.optim import lr_factor
-from layersv.train import StepBatches, fit
+from layersv.runs import fit
+from layersv.train import StepBatches
 
 from conftest import tiny_config
 
@@ -69,7 +70,7 @@ def test_phases_chain_frozen_joint_lmft(tiny_data, tmp_path):
     recipes = Path(__file__).resolve().parents[1] / "recipes" / "synthetic" / "configs"
     common = {"nb_total_step": "2", "nb_steps_eval": "2", "batch_size": "4", "embedding_dim": "32",
               "hidden_dim": "32", "skiptest": "true"}
-    from layersv.cli_support import assemble_config
+    from layersv.runs.assemble import assemble_config
 
     f = fit(assemble_config(str(tiny_data), "SUPERB", str(recipes / "frozen.yaml"), common), tmp_path / "f",
             progress=False)
@@ -87,7 +88,7 @@ def test_phases_chain_frozen_joint_lmft(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("phase", ["frozen", "joint", "lmft"])
 def test_phase_configs_round_trip_overrides(tiny_data, tmp_path, phase):
-    from layersv.cli_support import assemble_config, registries
+    from layersv.runs.assemble import assemble_config, registries
     from layersv.config import load_config, save_config
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "synthetic" / "configs" / f"{phase}.yaml"
@@ -143,9 +144,10 @@ def test_valid_scoring_plda_selects_on_plda_scores(tiny_data, tmp_path):
     """train.valid_scoring plda: each cycle fits a PLDA on the training utterances' embeddings and
     scores the validation trials with it; the logged validation EER is that of the PLDA scores."""
     from layersv import metrics
-    from layersv.data.folder import check_dataset, open_dataset
+    from layersv.data.dataset_folder import check_dataset, open_dataset
     from layersv.scoring.plda import PLDA, plda_scores
-    from layersv.train import _plda_rows, _training_rows, validate
+    from layersv.runs.folder import training_rows
+    from layersv.train import _plda_rows, validate
 
     cfg = tiny_config(tiny_data, valid_scoring="plda", nb_total_step=2, skiptest=True)
     run = fit(cfg, tmp_path / "r", progress=False)
@@ -161,7 +163,7 @@ def test_valid_scoring_plda_selects_on_plda_scores(tiny_data, tmp_path):
     # by hand: PLDA on the training rows' embeddings, then the trial scores
     from layersv.train import _embed_for_validation
 
-    tr_rows = _plda_rows(_training_rows(cfg, ds), cfg)
+    tr_rows = _plda_rows(training_rows(cfg, ds), cfg)
     tr = _embed_for_validation(model, ds, [p for p, _ in tr_rows], infos, cfg, "cpu", False, "train")
     spk = dict(tr_rows)
     labels = [spk[k] for k in tr.keys]

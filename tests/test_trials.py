@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from layersv.data.folder import DatasetError, read_trials
+from layersv.data.dataset_folder import DatasetError, read_trials
 from layersv.data.trials import balanced_trials, check_trials, trials_info, write_trials
 
 SHARED = Path(os.environ.get("LAYERSV_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")

@@ -9,7 +9,7 @@ SHARED=${SHARED:-/work/shared}
 DATA=${1:-data/ls251}
 ENC=${2:-$SHARED/models/whisper-base}
 OUT=${3:-res/folder}
-FRONTEND=$(python -c "from layersv.probe import guess_frontend; print(guess_frontend('$ENC'))")
+FRONTEND=$(python -c "from layersv.frontends import guess_frontend; print(guess_frontend('$ENC'))")
 mkdir -p "$OUT"
 
 # 1. prepare: a dataset folder (data.yaml, train.csv, valid/test_trials.csv, cohort.csv)

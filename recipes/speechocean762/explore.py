@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from layersv import metrics
-from layersv.data.folder import open_dataset
+from layersv.data.dataset_folder import open_dataset
 from layersv.frontends.cache import FeatureCache
 from layersv.heads import build_head
 from layersv.scoring.plda import PLDA

@@ -28,7 +28,7 @@ stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/timing.log"; }
 
 # 1. the dataset folder
 if [ -f "$SRC/data.yaml" ]; then DATA=$SRC; else DATA=$OUT/data; layersv prepare folder "$SRC" "$DATA"; fi
-FRONTEND=$(python -c "from layersv.probe import guess_frontend; print(guess_frontend('$ENC'))")
+FRONTEND=$(python -c "from layersv.frontends import guess_frontend; print(guess_frontend('$ENC'))")
 COMMON=(--frontend "$FRONTEND" --backbone_cfg "$ENC")
 stamp "prepared $DATA"
 

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save
 
-from .utils import file_sha256
+from .utils import atomic_torch_save, atomic_write_bytes, atomic_write_text, file_sha256
 
 FORMAT = "layersv-2"
 LEGACY_FORMAT = "layersv-1"
@@ -104,24 +105,18 @@ def jsonable(x: Any) -> Any:
 
 
 def _tensor_bytes(tensors: dict[str, torch.Tensor], meta: dict[str, str] | None = None) -> bytes:
-    from safetensors.torch import save
-
     # clone: safetensors refuses tensors that share storage (tied weights); contiguous CPU copies
     return save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, metadata=meta)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> str:
     """Write a safetensors file atomically → its sha256."""
-    from .utils import atomic_write_bytes
-
     data = _tensor_bytes(tensors, {"format": FORMAT})
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
 def read_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise CheckpointError(f"{path}: weights file missing")
     if sha256 and file_sha256(path) != sha256:
@@ -140,8 +135,6 @@ def write_checkpoint(description: dict, state_dict: dict[str, torch.Tensor], pat
     The JSON is written last and names the weights' sha256, so a reader never pairs a description
     with weights it was not written for.
     """
-    from .utils import atomic_write_text
-
     stem = stem_of(path)
     meta = {**jsonable(description), "format": FORMAT, **jsonable(extra)}
     meta["weights"] = stem.name + ".safetensors"
@@ -187,8 +180,6 @@ def description_fingerprint(run: str | os.PathLike) -> str:
 
 def save_resume_state(run_dir: str | os.PathLike, state: dict) -> None:
     """``model_last.pt``: only tensors, numbers, strings and containers (``weights_only``-loadable)."""
-    from .utils import atomic_torch_save
-
     atomic_torch_save(state, Path(run_dir) / RESUME_FILE)
 
 

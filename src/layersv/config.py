@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import yaml
 
+from .utils import atomic_write_text
+
 BUILTIN_CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -483,8 +485,6 @@ def to_dict(cfg: Config) -> dict:
 
 
 def save_config(cfg: Config, path: str | os.PathLike) -> None:
-    from .utils import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False, indent=4))
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from .config import (ALL_FRONTEND_KEYS, FRONTEND_KEYS, MARGIN_KEYS, SPECAUG_KEYS, Config, ConfigError, DataConfig,
                      FrontendConfig, TrainConfig)
+from .optim import check_schedule_keys
+
 
 def _changed(section, defaults, keys) -> list[str]:
     return [k for k in keys if getattr(section, k) != getattr(defaults, k)]
@@ -20,8 +22,6 @@ def _changed(section, defaults, keys) -> list[str]:
 
 def unread_keys(cfg: Config) -> list[str]:
     """Human-readable problems: keys set away from their default that the chosen components ignore."""
-    from .optim import check_schedule_keys
-
     out = []
     try:
         check_schedule_keys(cfg.train, TrainConfig())
@@ -53,7 +53,21 @@ def unread_keys(cfg: Config) -> list[str]:
         out.append(f"eval.qmf_features={cfg.eval.qmf_features!r}: valid feature sets are seed9, minmax7")
     if not cfg.data.speed_perturb and cfg.data.speed_prob != type(cfg.data)().speed_prob:
         out.append(f"data.speed_prob={cfg.data.speed_prob} is not read without speed_perturb factors")
+    if cfg.data.eval_data != DataConfig().eval_data:
+        out.append(f"data.eval_data={cfg.data.eval_data!r} is not read when training (the run is tested on its own "
+                   "test trials); score another dataset afterwards: layersv eval RUN --eval_data DIR")
+    amp = amp_problem(cfg.train.amp, cfg.device)
+    if amp:
+        out.append(amp)
     return out
+
+
+def amp_problem(amp: str, device: str) -> str:
+    """Why ``train.amp`` cannot work on ``device`` ("" when it can): mixed precision is CUDA autocast only."""
+    if amp == "none" or str(device).startswith("cuda"):
+        return ""
+    return (f"train.amp={amp!r} needs a CUDA device (device {device!r}): mixed precision is CUDA autocast only; "
+            "on a CPU use --amp none (full float32), or train with --device cuda")
 
 
 def check_unread(cfg: Config) -> None:

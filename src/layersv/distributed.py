@@ -5,7 +5,7 @@
 the port — nothing is hard-coded), ranks exchange objects through collectives (no temporary
 files, no sleeps, unlike the seeds), and only rank 0 writes the run folder.
 ``layersv eval`` and ``layersv cache`` run under torchrun too (:func:`on_ranks`, :func:`all_or_raise`;
-:mod:`layersv.embed_ranks`, :mod:`layersv.frontends.cache_ranks`).
+:mod:`layersv.embed.ranks`, :mod:`layersv.frontends.cache_ranks`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .model import load_model, save_model
+
 OPSET = 17
+
+
+class ExportError(RuntimeError):
+    """The ONNX exporter cannot handle this model (the message names the failing operator)."""
 
 
 class _Backend(nn.Module):
@@ -48,7 +54,7 @@ def example_inputs(model, part: str, batch: int = 2, seconds: float = 1.5) -> tu
 def export_onnx(model, out: str | Path, part: str = "full") -> Path:
     """Write ``model`` (``part`` = ``full`` or ``backend``) to ``out`` (ONNX, opset 17).
 
-    Raises ``RuntimeError`` naming the failing operator when the frontend cannot be exported.
+    Raises :class:`ExportError` (a RuntimeError) naming the failing operator when the frontend cannot be exported.
     """
     if part not in ("full", "backend"):
         raise ValueError(f"part must be 'full' or 'backend', got {part!r}")
@@ -70,7 +76,7 @@ def export_onnx(model, out: str | Path, part: str = "full") -> Path:
         tmp.replace(out)
     except Exception as e:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"ONNX export of the {part} model failed: {type(e).__name__}: {e}") from None
+        raise ExportError(f"ONNX export of the {part} model failed: {type(e).__name__}: {e}") from None
     return out
 
 
@@ -93,8 +99,6 @@ def export_run(run: str | Path, out: str | Path, backend_only: bool = False, dev
     ``out`` ending in ``.json`` / ``.safetensors`` writes the portable PyTorch form instead
     (``<stem>.safetensors`` + ``<stem>.json``, what :func:`layersv.load_model` reads; no head).
     """
-    from .model import load_model, save_model
-
     model = load_model(run, "cpu")
     if Path(out).suffix in (".json", ".safetensors"):
         path = save_model(model, out)

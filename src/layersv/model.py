@@ -18,14 +18,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import FORMAT as CHECKPOINT_FORMAT
+from .backends import build_backend
+from .checkpoint import FORMAT as CHECKPOINT_FORMAT, read_checkpoint as _read_checkpoint, write_checkpoint
+from .data.audio import resample
+from .frontends import FRONTEND_LOADERS, build_frontend
 
 
 class SpeakerEncoder(nn.Module):
     """Frontend + backend.
 
     ``forward(wav (B, S) float in [-1, 1] at ``sample_rate``, wav_lengths (B,) samples)``
-    returns raw embeddings ``(B, E)``; :meth:`embed` returns L2-normalised ones.
+    returns raw embeddings ``(B, E)``; :meth:`embed` returns L2-normalised ones.  A pure module: it
+    reads no files (audio files of any length: :func:`layersv.embed.embed_file`).
     """
 
     def __init__(self, frontend: nn.Module, backend: nn.Module, frontend_name: str = "ssl",
@@ -58,8 +62,6 @@ class SpeakerEncoder(nn.Module):
         ``wav``: a 1-D array/tensor (one utterance) → ``(E,)``, or ``(B, S)`` with optional
         ``lengths`` → ``(B, E)``.  A different ``sample_rate`` is resampled to the model's.
         """
-        from .data.audio import resample
-
         was_training = self.training
         self.eval()
         x = torch.as_tensor(np.asarray(wav, dtype=np.float32) if not torch.is_tensor(wav) else wav).float()
@@ -78,16 +80,6 @@ class SpeakerEncoder(nn.Module):
         self.train(was_training)
         return e[0] if single else e
 
-    def embed_file(self, path: str | os.PathLike, chunk_sec: float = 20.0, overlap_sec: float = 2.0) -> np.ndarray:
-        """L2-normalised embedding ``(E,)`` of an audio file of any length.
-
-        Files longer than ``chunk_sec`` are embedded in overlapping windows whose embeddings
-        are averaged (see :mod:`layersv.infer`); unreadable or too short files raise AudioError.
-        """
-        from .infer import embed_file_full
-
-        return embed_file_full(self, path, chunk_sec, overlap_sec).embedding
-
     def describe(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,
@@ -101,9 +93,6 @@ class SpeakerEncoder(nn.Module):
 
 def build_model(cfg) -> SpeakerEncoder:
     """Build a :class:`SpeakerEncoder` from a :class:`layersv.config.Config`."""
-    from .backends import build_backend
-    from .frontends import build_frontend
-
     frontend = build_frontend(cfg.frontend)
     backend = build_backend(cfg.model.model, frontend.num_layers, frontend.dim, **cfg.model.args)
     return SpeakerEncoder(frontend, backend, cfg.frontend.frontend, cfg.model.model, cfg.model.args)
@@ -117,23 +106,16 @@ def save_model(model: SpeakerEncoder, path: str | os.PathLike, head_state: dict 
     ``extra``: JSON-able entries stored in the description (step, validation figures, ...);
     ``head_state``: a training head's state dict, stored beside it (never loaded by :func:`load_model`).
     """
-    from .checkpoint import write_checkpoint
-
     model = getattr(model, "module", model)
     return write_checkpoint(model.describe(), model.state_dict(), path, head_state=head_state, **extra)
 
 
 def read_checkpoint(path: str | os.PathLike, with_head: bool = False) -> dict:
     """Description + ``state_dict`` of a checkpoint (run folder → its best model); never unpickles."""
-    from .checkpoint import read_checkpoint as _read
-
-    return _read(path, with_head=with_head)
+    return _read_checkpoint(path, with_head=with_head)
 
 
 def model_from_checkpoint(ckpt: dict) -> SpeakerEncoder:
-    from .backends import build_backend
-    from .frontends import FRONTEND_LOADERS
-
     fr = ckpt["frontend"]
     if fr["name"] not in FRONTEND_LOADERS:
         raise ValueError(f"checkpoint uses unknown frontend {fr['name']!r}")

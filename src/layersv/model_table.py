@@ -7,6 +7,8 @@ transformer states, L-TDNN_ECAPA 6.70 M, LAP+ASTP 2.31 M, SUPERB+ASTP 2.50 M, MH
 """
 
 from __future__ import annotations
+from .backends import BACKENDS
+from .utils import count_parameters
 
 BASE_LAYERS, BASE_DIM = 13, 768  # hidden states and width of a base-size encoder (wav2vec2/HuBERT/WavLM base)
 
@@ -32,9 +34,6 @@ NOTES = {
 
 
 def model_table(in_layers: int = BASE_LAYERS, in_dim: int = BASE_DIM) -> str:
-    from .backends import BACKENDS
-    from .utils import count_parameters
-
     spec = SPEC_COUNTS.get((in_layers, in_dim), {})
     rows = [f"{'model':<20} {'params (M)':>10} {'spec (M)':>9}   (input: {in_layers} hidden states × {in_dim})"]
     for name, cls in sorted(BACKENDS.items()):

@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from .config import SCHEDULE_KEYS, SCHEDULER_KEYS
+from .config import SCHEDULER_KEYS, SCHEDULE_KEYS, TrainConfig
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULERS = ("onecycle", "cosine", "cosine_restarts", "cyclic", "tristage", "constant")
@@ -124,8 +124,6 @@ def lr_factor(kind: str, step: int, total: int, warmup: int = 0, cycle_steps: in
 
 
 def build_scheduler(cfg_train, opt: torch.optim.Optimizer, total: int):
-    from .config import TrainConfig
-
     t = cfg_train
     check_schedule_keys(t, TrainConfig())
     if t.scheduler == "onecycle":

@@ -6,9 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from .cli_support import assemble_config
+from .runs.assemble import assemble_config
+from .runs.fit import fit
 from .synthetic import generate_corpus
-from .train import fit
 
 
 def quickstart(out: str | Path | None = None, fast: bool = False, seed: int = 0, overrides: dict | None = None,

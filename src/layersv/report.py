@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .data.folder import Trials
+from .data.dataset_folder import Trials
 from .utils import atomic_savefig, atomic_write_text
 
 CALIBRATED_STAGES = {"qmf", "calibrated"}

@@ -45,6 +45,7 @@ import soundfile as sf
 from scipy.fft import next_fast_len
 from scipy.signal import lfilter, sosfilt
 from scipy.signal.windows import tukey
+from tqdm.auto import tqdm
 
 from .utils import atomic_write_bytes, atomic_write_text
 
@@ -689,10 +690,6 @@ def _clean(out: Path) -> None:
 
 def _progress(it, total: int, enabled: bool, desc: str):
     if not enabled:
-        return it
-    try:
-        from tqdm.auto import tqdm
-    except Exception:  # pragma: no cover - tqdm optional
         return it
     return tqdm(it, total=total, desc=desc, unit="utt")
 

@@ -105,3 +105,9 @@ def setup_run_logger(run_dir: str | os.PathLike | None, name: str = "layersv") -
 
 def count_parameters(module: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``(batch,)`` valid lengths → ``(batch, max_len)`` bool mask, True on valid frames
+    (shared by frontends and backends, so neither imports the other)."""
+    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]

@@ -8,6 +8,7 @@ Analysis API: backends with static layer weights expose ``layer_weights() -> (L,
 layer weighting depends on the input (UniPool, L-TDNN, LAP, MHFA) expose
 ``layer_attention(hidden, lengths) -> (B, L)`` (attention averaged over heads and valid frames).
 Backends with ``needs_waveform = True`` (WavLM-RawNetX) also receive ``wav=``/``wav_lengths=``.
+Backends with ``trainable = False`` (Stats) are fitted, not trained: :func:`is_trainable`.
 """
 
 from __future__ import annotations
@@ -56,3 +57,8 @@ def build_backend(name: str, in_layers: int, in_dim: int, **args: Any) -> nn.Mod
     if name == "FinetuneWV2" and "num_layers" in args:  # a checkpoint of the earlier FinetuneWV2 (now -CLSHead)
         name = "FinetuneWV2-CLSHead"
     return get_backend_class(name)(in_layers=in_layers, in_dim=in_dim, **args)
+
+
+def is_trainable(name: str) -> bool:
+    """Whether the backend ``name`` learns by gradient descent (class attribute ``trainable``, default True)."""
+    return bool(getattr(get_backend_class(name), "trainable", True))

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..whitening import fit_whitening
 from .layers import lengths_to_mask, masked_mean_std
 
 
@@ -46,9 +47,12 @@ class Stats(nn.Module):
         pca_dim / lda / lda_dim: how :meth:`fit_whitening` fits the transform (0 = as many as the
             data supports; LDA only when speakers have >= 2 training vectors).
     Returns ``(B, E)`` unit-norm embeddings.
+
+    ``trainable = False``: :func:`layersv.runs.fit` fits it (:mod:`layersv.runs.stats`) instead of
+    running the gradient loop.
     """
 
-    trainable = False  # fitted in closed form by layersv.stats_train, never by gradient steps
+    trainable = False  # fitted in closed form by layersv.runs.stats, never by gradient steps
 
     def __init__(self, in_layers: int, in_dim: int, embedding_dim: int = 0, pca_dim: int = 0, lda: bool = True,
                  lda_dim: int = 0):
@@ -76,8 +80,6 @@ class Stats(nn.Module):
 
     def fit_whitening(self, stats: np.ndarray, speakers: list[str]) -> str:
         """Fit the transform on training statistics ``(N, L·2D)`` (from :meth:`statistics`); returns its kind."""
-        from ..whitening import fit_whitening
-
         stats = np.asarray(stats)
         if stats.ndim != 2 or stats.shape[1] != self.in_features:
             raise ValueError(f"fit_whitening expects (N, {self.in_features}) statistics, got {stats.shape}")

@@ -75,17 +75,17 @@ def resample(wav: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(wav, orig_sr, target_sr, quality="VHQ").astype(np.float32)
 
 
-def load_audio(path: str | os.PathLike, sample_rate: int | None = None, start_s: float = 0.0,
-               duration_s: float | None = None, min_duration_s: float = 0.0) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sample_rate: int | None = None, start_sec: float = 0.0,
+               duration_sec: float | None = None, min_duration_sec: float = 0.0) -> np.ndarray:
     """Read ``path`` as mono float32 in [-1, 1], ``(samples,)``, resampled to ``sample_rate``.
 
-    ``start_s``/``duration_s`` read only a segment (seconds, in the file's time base).
+    ``start_sec``/``duration_sec`` read only a segment (seconds, in the file's time base).
     Multi-channel audio is mixed down by averaging.  Raises :class:`AudioError` naming the
-    file when it is missing, unreadable, empty, or shorter than ``min_duration_s`` seconds.
+    file when it is missing, unreadable, empty, or shorter than ``min_duration_sec`` seconds.
     """
     info = audio_info(path)
-    start = int(round(start_s * info.sample_rate))
-    stop = None if duration_s is None else start + int(round(duration_s * info.sample_rate))
+    start = int(round(start_sec * info.sample_rate))
+    stop = None if duration_sec is None else start + int(round(duration_sec * info.sample_rate))
     try:
         wav, sr = sf.read(str(path), start=start, stop=stop, dtype="float32", always_2d=True)
     except Exception as e:
@@ -98,6 +98,6 @@ def load_audio(path: str | os.PathLike, sample_rate: int | None = None, start_s:
     if sample_rate is not None:
         wav = resample(wav, sr, sample_rate)
         sr = sample_rate
-    if wav.shape[0] < min_duration_s * sr:
-        raise AudioError(f"{path}: too short ({wav.shape[0] / sr:.3f} s < {min_duration_s} s)")
+    if wav.shape[0] < min_duration_sec * sr:
+        raise AudioError(f"{path}: too short ({wav.shape[0] / sr:.3f} s < {min_duration_sec} s)")
     return np.ascontiguousarray(wav, dtype=np.float32)

@@ -26,15 +26,20 @@ All randomness comes from the ``rng`` passed in (the stream index's generator), 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy.signal import fftconvolve
 
-from .audio import load_audio
-from .folder import DatasetError
+from .audio import audio_info, load_audio, resample
+from .colored_noise import COLORS, colored_noise
+from .dataset_folder import DatasetError
+from .rir_bank import BankParams, bank_folder, open_rir_bank
+from .telephone import telephone
 
 KINDS = {  # kind → the material it needs (None: nothing)
     "reverb": "a RIR list (rir_list)", "noise": "MUSAN (musan_list)", "music": "MUSAN (musan_list)",
@@ -48,14 +53,12 @@ CORPUS_KINDS = ("reverb", "noise", "music", "babble")  # the seed's (LAP) kinds;
 class NoiseSegment:
     path: str  # absolute
     category: str  # music | speech | noise
-    start_s: float
-    duration_s: float
+    start_sec: float
+    duration_sec: float
 
 
 def _list_file(path: str | os.PathLike, kind: str) -> tuple[Path, Path]:
     """(``<kind>.csv`` written by ``layersv prepare <kind>``, the audio root its paths are relative to)."""
-    import yaml
-
     p = Path(path)
     if p.is_dir():
         p = p / f"{kind}.csv"
@@ -118,8 +121,6 @@ def resolve_kinds(data_cfg) -> list[str]:
     kinds = list(data_cfg.aug_kinds)
     if kinds != ["auto"]:
         return kinds
-    import importlib.util
-
     rev = ["reverb"] if data_cfg.rir_list else (["sim_reverb"] if importlib.util.find_spec("pyroomacoustics") else [])
     return rev + (["noise", "music", "babble"] if data_cfg.musan_list else ["colored_noise", "speaker_babble"])
 
@@ -155,8 +156,6 @@ class Augmenter:
                  babble_count: tuple[int, int] = (4, 7), rir_bank=None, talkers=(),
                  babble_speakers: tuple[int, int] = (3, 7), noise_colors: tuple[str, ...] = ("white", "pink", "brown"),
                  telephone_band: tuple[float, float] = (300.0, 3400.0), telephone_mulaw: bool = True):
-        from .colored_noise import COLORS
-
         check_kinds(kinds)
         bad = [c for c in noise_colors if c not in COLORS]
         if bad or not noise_colors:
@@ -188,15 +187,13 @@ class Augmenter:
 
     def _noise(self, cat: str, n: int, rng: np.random.Generator) -> np.ndarray:
         seg = self.pools[cat][int(rng.integers(len(self.pools[cat])))]
-        x = load_audio(seg.path, self.sample_rate, seg.start_s, seg.duration_s or None)
+        x = load_audio(seg.path, self.sample_rate, seg.start_sec, seg.duration_sec or None)
         return fit_length(x, n, rng)
 
     def _reverb(self, wav, kind, rng, speaker):
         return reverberate(wav, load_audio(self.rirs[int(rng.integers(len(self.rirs)))], self.sample_rate))
 
     def _sim_reverb(self, wav, kind, rng, speaker):
-        from .audio import resample
-
         rir = self.rir_bank[int(rng.integers(len(self.rir_bank)))]
         return reverberate(wav, resample(rir, self.rir_bank.sample_rate, self.sample_rate))
 
@@ -210,16 +207,12 @@ class Augmenter:
         return (wav + noise).astype(np.float32)
 
     def _colored(self, wav, kind, rng, speaker):
-        from .colored_noise import colored_noise
-
         color = self.noise_colors[int(rng.integers(len(self.noise_colors)))]
         noise = colored_noise(len(wav), color, rng)
         return mix_at_snr(wav, noise, float(rng.uniform(*self.snr["noise"])))
 
     def _talker(self, spk, n: int, rng: np.random.Generator) -> np.ndarray:
         """A random ``n``-sample segment of a random utterance of ``spk`` (wrap-padded when shorter)."""
-        from .audio import audio_info
-
         paths = self.talkers[spk]
         path = paths[int(rng.integers(len(paths)))]
         info = audio_info(path)
@@ -240,8 +233,6 @@ class Augmenter:
         return mix_at_snr(wav, babble, float(rng.uniform(*self.snr["speech"])))
 
     def _telephone(self, wav, kind, rng, speaker):
-        from .telephone import telephone
-
         return telephone(wav, self.sample_rate, self.telephone_band, self.telephone_mulaw)
 
     def apply(self, wav: np.ndarray, kind: str, rng: np.random.Generator, speaker=None) -> np.ndarray:
@@ -260,7 +251,7 @@ class Augmenter:
         for k in self.kinds:
             if k in ("noise", "music", "babble"):
                 cat = "speech" if k == "babble" else k
-                d[k] = {"snr": list(self.snr[cat]), "segments": [[s.path, s.start_s, s.duration_s]
+                d[k] = {"snr": list(self.snr[cat]), "segments": [[s.path, s.start_sec, s.duration_sec]
                                                                  for s in self.pools[cat]]}
                 if k == "babble":
                     d[k]["count"] = list(self.babble_count)
@@ -295,8 +286,6 @@ def build_augmenter(data_cfg, sample_rate: int, talkers=(), prob: float | None =
     rirs = read_rir_list(data_cfg.rir_list) if data_cfg.rir_list else []
     bank = None
     if "sim_reverb" in kinds:
-        from .rir_bank import BankParams, bank_folder, open_rir_bank
-
         params = BankParams(n_rooms=data_cfg.rir_bank_rooms, seed=data_cfg.rir_bank_seed, sample_rate=sample_rate)
         bank = open_rir_bank(bank_folder(data_cfg.data_dir, data_cfg.rir_bank), params, progress=progress, log=log)
     return Augmenter(musan, rirs, sample_rate, prob, tuple(kinds),

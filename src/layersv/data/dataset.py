@@ -49,7 +49,7 @@ class TrainCrops(Dataset):
         files: ``(absolute path, relative key)`` per utterance.
         labels: speaker index per utterance.
         infos: header info per relative key (frames, rate), to crop without decoding everything.
-        sample_rate: model rate (Hz); crop_s: crop length (seconds); seed: stream seed.
+        sample_rate: model rate (Hz); crop_sec: crop length (seconds); seed: stream seed.
         augment: optional :class:`~layersv.data.augment.Augmenter` applied to each crop.
         speed_perturb / speed_prob: LAP speed perturbation: with probability ``speed_prob`` a factor
             ``f`` drawn uniformly from ``speed_perturb`` resamples the audio from ``f·rate`` to ``rate``
@@ -58,10 +58,10 @@ class TrainCrops(Dataset):
     """
 
     def __init__(self, files: list[tuple[str, str]], labels: list[int], infos: dict[str, AudioInfo],
-                 sample_rate: int, crop_s: float, seed: int, fix_to_maxlen: bool = True, augment=None,
+                 sample_rate: int, crop_sec: float, seed: int, fix_to_maxlen: bool = True, augment=None,
                  speed_perturb: tuple[float, ...] = (), speed_prob: float = 0.0):
         self.files, self.labels, self.infos = files, labels, infos
-        self.sample_rate, self.crop_s, self.seed = sample_rate, crop_s, seed
+        self.sample_rate, self.crop_sec, self.seed = sample_rate, crop_sec, seed
         self.fix_to_maxlen = fix_to_maxlen
         self.augment, self.speed_perturb, self.speed_prob = augment, tuple(speed_perturb), speed_prob
         self.num_speakers = max(labels) + 1 if labels else 0
@@ -91,7 +91,7 @@ class TrainCrops(Dataset):
         if self.speed_perturb and rng.random() < self.speed_prob:
             i = int(rng.integers(len(self.speed_perturb)))
             factor, label = self.speed_perturb[i], label + self.num_speakers * (i + 1)
-        crop_file = int(round(self.crop_s * factor * info.sample_rate))
+        crop_file = int(round(self.crop_sec * factor * info.sample_rate))
         if info.frames > crop_file:
             start = int(rng.integers(0, info.frames - crop_file + 1))
             wav = load_audio(path, self.sample_rate, start / info.sample_rate, crop_file / info.sample_rate)
@@ -99,7 +99,7 @@ class TrainCrops(Dataset):
             wav = load_audio(path, self.sample_rate)
         if factor != 1.0:  # read at rate·factor, play at rate: tempo and pitch × factor
             wav = resample(wav, int(round(self.sample_rate * factor)), self.sample_rate)
-        n = int(round(self.crop_s * self.sample_rate))
+        n = int(round(self.crop_sec * self.sample_rate))
         if len(wav) > n:
             wav = wav[:n]
         elif len(wav) < n and self.fix_to_maxlen:
@@ -108,24 +108,29 @@ class TrainCrops(Dataset):
             wav = self.augment(wav, augment_rng(self.seed, k), speaker=self.labels[u])
         return wav, label, key
 
+    @staticmethod
+    def collate(items: list[tuple[np.ndarray, int, str]]) -> Batch:
+        """The batches of this dataset: :func:`collate` (padded waveforms)."""
+        return collate(items)
+
 
 class Utterances(Dataset):
-    """Full utterances for embedding extraction (optionally the first ``max_s`` seconds)."""
+    """Full utterances for embedding extraction (optionally the first ``max_sec`` seconds)."""
 
-    def __init__(self, files: list[tuple[str, str]], sample_rate: int, max_s: float = 0.0):
-        self.files, self.sample_rate, self.max_s = files, sample_rate, max_s
+    def __init__(self, files: list[tuple[str, str]], sample_rate: int, max_sec: float = 0.0):
+        self.files, self.sample_rate, self.max_sec = files, sample_rate, max_sec
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int, str]:
         path, key = self.files[i]
-        wav = load_audio(path, self.sample_rate, 0.0, self.max_s or None)
+        wav = load_audio(path, self.sample_rate, 0.0, self.max_sec or None)
         return wav, -1, key
 
 
-def length_buckets(durations: list[float], budget_s: float, max_items: int = 256) -> list[list[int]]:
-    """Group indices into batches of similar length whose *padded* size stays within ``budget_s``.
+def length_buckets(durations: list[float], budget_sec: float, max_items: int = 256) -> list[list[int]]:
+    """Group indices into batches of similar length whose *padded* size stays within ``budget_sec``.
 
     Sorting by duration keeps padding small; each batch's cost is ``len(batch) · max duration``.
     """
@@ -134,7 +139,7 @@ def length_buckets(durations: list[float], budget_s: float, max_items: int = 256
     for i in order:
         d = durations[i]
         new_max = max(cur_max, d)
-        if cur and (new_max * (len(cur) + 1) > budget_s or len(cur) >= max_items):
+        if cur and (new_max * (len(cur) + 1) > budget_sec or len(cur) >= max_items):
             batches.append(cur)
             cur, new_max = [], d
         cur.append(int(i))

@@ -5,7 +5,7 @@ generator seeded by ``(seed, i)`` (so a bigger bank starts with the rooms of a s
 length and width ~ U[room_xy] m, height ~ U[room_z] m, RT60 ~ U[rt60] s (wall absorption from
 Sabine's formula, image-source order capped at ``max_order``), source and microphone at least
 ``wall_gap`` m from every wall, 1–2 m high, at least ``min_distance`` m apart.  Each RIR starts
-1 ms before its direct-path peak and is cut to ``max_len_s`` seconds.
+1 ms before its direct-path peak and is cut to ``max_len_sec`` seconds.
 
 Layout: ``<data_dir>/rir_bank/rirs.npz`` (``data``: all RIRs concatenated, float32; ``offsets``
 ``(n_rooms + 1,)``) and ``manifest.json`` (format, the :class:`BankParams`, the sha256 of the npz,
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..utils import atomic_write_bytes, atomic_write_text
 
@@ -57,7 +58,7 @@ class BankParams:
     room_z: tuple = (2.4, 4.0)  # m, height
     rt60: tuple = (0.2, 0.8)  # s, target reverberation time
     max_order: int = 30  # image-source reflection order cap
-    max_len_s: float = 1.0  # s, RIR length cap
+    max_len_sec: float = 1.0  # s, RIR length cap
     wall_gap: float = 0.5  # m, source / microphone distance to walls
     min_distance: float = 0.5  # m, source–microphone distance
 
@@ -99,7 +100,7 @@ def simulate_room(p: BankParams, i: int) -> tuple[np.ndarray, dict]:
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float64)
     start = max(0, int(np.argmax(np.abs(rir))) - p.sample_rate // 1000)
-    rir = rir[start : start + int(round(p.max_len_s * p.sample_rate))].astype(np.float32)
+    rir = rir[start : start + int(round(p.max_len_sec * p.sample_rate))].astype(np.float32)
     info = {"room": i, "dims_m": [round(d, 4) for d in dims], "rt60_target_s": round(rt60, 4),
             "absorption": round(float(e_abs), 5), "max_order": order, "source_m": [round(x, 4) for x in src],
             "mic_m": [round(x, 4) for x in mic], "samples": int(len(rir))}
@@ -127,8 +128,6 @@ class RirBank:
 
 def build_rir_bank(folder: str | os.PathLike, params: BankParams, progress: bool = False) -> RirBank:
     """Simulate every room of ``params`` and write the bank into ``folder`` (atomically)."""
-    from tqdm.auto import tqdm
-
     folder = Path(folder)
     rirs, rooms = [], []
     for i in tqdm(range(params.n_rooms), desc="rir bank", disable=not progress, unit="room"):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils import atomic_write_text
-from .folder import DatasetError, read_trials
+from .dataset_folder import DatasetError, read_trials
 
 _ENUMERATE_MAX = 4_000_000  # enumerate candidate pairs up to this many, else rejection-sample
 

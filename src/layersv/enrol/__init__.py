@@ -7,7 +7,7 @@
 
 Python API::
 
-    from layersv.enrol import Recognizer
+    from . import Recognizer
     rec = Recognizer("res/quickstart/run", "speakers.sqlite")
     rec.enroll("alice", ["alice1.wav", "alice2.ogg"])
     rec.verify("alice", "test.wav")["accept"]

@@ -3,7 +3,7 @@
 Scores are exactly those of ``layersv verify``: the enrolled speaker is one side of a trial,
 the test recording the other, and the run's stored :class:`~layersv.scoring.pipeline.ScoringPipeline`
 (mean subtraction → AS-norm → QMF calibration, whichever the run has) scores it; the decision
-uses the run's stored operating point (:func:`layersv.infer.decide`).  The enrolled side is the
+uses the run's stored operating point (:func:`layersv.scoring.decision.decide`).  The enrolled side is the
 speaker's mean embedding (re-normalised mean of its unit utterance embeddings) with quality
 measures summed (duration, s) or averaged (raw norm) over its utterances.
 
@@ -23,8 +23,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..data.audio import AudioError
+from ..data.dataset_folder import Trials
+from ..embed.batches import Embeddings
+from ..embed.files import embed_for_scoring
+from ..model import load_model
+from ..scoring.decision import decide, scoring_state
 from ..utils import file_sha256
 from .db import EmptyDatabase, SpeakerDB, Utterance
 from .index import build_index
@@ -37,8 +43,6 @@ def model_fingerprint(model) -> tuple[str, dict]:
 
     Independent of the checkpoint file format; two runs agree only if they embed identically.
     """
-    import torch
-
     info = model.describe() if hasattr(model, "describe") else {"class": type(model).__name__}
     h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
     for k, v in sorted(model.state_dict().items()):
@@ -66,9 +70,6 @@ class Recognizer:
 
     def __init__(self, run: str | os.PathLike, db: str | os.PathLike, device: str = "cpu", p_target: float = 0.01,
                  index: str = "auto", candidates: int = CANDIDATES, model=None):
-        from .. import load_model
-        from ..infer import scoring_state
-
         self.run = Path(run)
         self.model = model if model is not None else load_model(self.run, device)
         self.pipe, self.stored = scoring_state(self.run)
@@ -85,8 +86,6 @@ class Recognizer:
     # ------------------------------------------------------------------ embedding
     def embed(self, path: str | os.PathLike, label: str | None = None) -> Utterance:
         """One recording → :class:`~layersv.enrol.db.Utterance` (same checks as ``layersv verify``)."""
-        from ..infer import embed_for_scoring
-
         fe = embed_for_scoring(self.model, path, self.pipe)
         return Utterance(fe.embedding, fe.raw_norm, fe.duration, label or str(path), file_sha256(path))
 
@@ -136,9 +135,6 @@ class Recognizer:
     # ------------------------------------------------------------------ scoring
     def _score(self, test: Utterance, cands: list) -> dict:
         """Score ``test`` against enrolled ``cands`` ``[(Speaker, mean (E,))]`` → final scores + decision."""
-        from ..data.folder import Trials
-        from ..embed import Embeddings
-        from ..infer import decide
 
         keys = [f"s{sp.id}" for sp, _ in cands] + ["test"]
         mat = np.stack([m for _, m in cands] + [test.embedding])

@@ -19,6 +19,7 @@ read with the same loaders as every other command; nothing else is written but t
 # no `from __future__ import annotations`: FastAPI resolves the route annotations at definition time
 
 import hmac
+import json
 import os
 import re
 import shutil
@@ -27,8 +28,11 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 
+import torch
+
 from ..data.audio import AudioError, audio_info
 from .db import DatabaseError, EmptyDatabase, UnknownSpeaker
+from .recognizer import Recognizer
 
 MAX_FILES = 20  # recordings per enrol request
 CHUNK = 1 << 20
@@ -75,8 +79,6 @@ class BodyLimit:
 
 
 async def _send_413(send, detail: str) -> None:
-    import json
-
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
@@ -224,9 +226,6 @@ def serve(run, db, host: str = "127.0.0.1", port: int = 8000, api_key: str | Non
         import uvicorn
     except ImportError:
         raise ValueError("`layersv serve` needs the serve extra: pip install 'layersv[serve]'") from None
-    import torch
-
-    from .recognizer import Recognizer
 
     if threads:
         torch.set_num_threads(threads)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Callable
 
 import torch.nn as nn
@@ -70,3 +72,14 @@ def build_frontend(cfg: FrontendConfig) -> nn.Module:
     if cfg.frontend not in FRONTENDS:
         raise ValueError(f"unknown frontend {cfg.frontend!r}; available: {', '.join(sorted(FRONTENDS))}")
     return FRONTENDS[cfg.frontend](cfg)
+
+
+def guess_frontend(backbone_cfg: str) -> str:
+    """``--frontend auto``: ``whisper`` for Whisper checkpoints (by config.json model_type or name), else ``ssl``."""
+    p = Path(backbone_cfg) / "config.json"
+    if p.is_file():
+        try:
+            return "whisper" if json.loads(p.read_text()).get("model_type") == "whisper" else "ssl"
+        except ValueError:
+            pass
+    return "whisper" if "whisper" in backbone_cfg.lower() else "ssl"

@@ -35,11 +35,11 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from ..data.audio import audio_info
 from ..data.dataset import Batch, ListSampler, Utterances, collate, length_buckets
 from ..distributed import world_size
 from ..utils import atomic_write_text, file_sha256
 from .cache_ranks import build_on_ranks
-from .cache_splits import split_keys
 
 FORMAT = "layersv-cache-1"
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -247,8 +247,6 @@ class FeatureCache:
         dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr)
         if augment is not None:
             dset = augment.wrap(dset)
-        from ..data.audio import audio_info
-
         durs = [audio_info(ds.abspath(k)).duration for k in keys]
         loader = DataLoader(dset, batch_sampler=ListSampler(length_buckets(durs, batch_sec)), collate_fn=collate)
         frontend.eval()
@@ -310,6 +308,11 @@ class CachedCrops(Dataset):
             h = np.pad(h, ((0, 0), (0, self.crop - h.shape[1]), (0, 0)), mode="wrap")
         return h, self.labels[u], key
 
+    @staticmethod
+    def collate(items: list[tuple[np.ndarray, int, str]]) -> Batch:
+        """The batches of this dataset: :func:`collate_hidden` (hidden states, not waveforms)."""
+        return collate_hidden(items)
+
 
 def collate_hidden(items: list[tuple[np.ndarray, int, str]]) -> Batch:
     """Pad cached states to ``Batch(wav=hidden (B, L, T, D), lengths=frames (B,), labels, keys)``."""
@@ -337,29 +340,6 @@ class CachedFrontend(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (x, lengths) if x.dim() == 4 else self.inner(x, lengths)
-
-
-@torch.no_grad()
-def cached_embeddings(backend: nn.Module, cache: FeatureCache, keys: list[str], batch_frames: int = 6000,
-                      max_frames: int = 0, device: str = "cpu"):
-    """Embeddings of full cached utterances (the first ``max_frames`` if > 0), length-bucketed."""
-    from ..embed import Embeddings
-
-    keys = sorted(set(keys))
-    n = [min(cache.frames(k), max_frames) if max_frames else cache.frames(k) for k in keys]
-    was = backend.training
-    backend.eval()
-    out_k, embs, norms = [], [], []
-    for idx in length_buckets([float(x) for x in n], float(batch_frames)):
-        b = collate_hidden([(cache.get(keys[i], 0, n[i]), -1, keys[i]) for i in idx])
-        e = backend(b.wav.to(device), b.lengths.to(device)).float().cpu()
-        norms.append(e.norm(dim=-1))
-        embs.append(torch.nn.functional.normalize(e, dim=-1))
-        out_k += b.keys
-    backend.train(was)
-    order = np.argsort(np.asarray(out_k))
-    mat, nrm = torch.cat(embs).numpy(), torch.cat(norms).numpy()
-    return Embeddings([out_k[i] for i in order], mat[order], nrm[order])
 
 
 def open_existing(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str) -> "FeatureCache | None":
@@ -392,75 +372,3 @@ def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Pat
     if full is None or (keys is not None and any(k not in full for k in keys)):
         return None
     return full.select_layers(ids)
-
-
-def training_cache(cfg, model: nn.Module, ds, train_rows: list, labels: list[int], progress: bool = True, log=None):
-    """For ``fit`` with ``frontend.cache``: (cache, crops dataset, step model sharing ``model.backend``).
-
-    Caches the training utterances and the validation trials' utterances; the test split is scored once
-    at the end with the real frontend on waveforms.
-    """
-    from ..config import ConfigError
-    from ..model import SpeakerEncoder
-
-    fr = model.frontend
-    if not is_frozen(fr):
-        raise ConfigError("cache: true needs a frozen frontend (--frz_pretrain true)")
-    keys = [p for p, _ in train_rows] + list(ds.trials("valid").utterances)
-    root = cfg.frontend.cache_dir or Path(ds.root) / ".layersv_cache"
-    cache = all_layers_view(fr, cfg.frontend.frontend, ds, root, cfg.frontend.cache_dtype, keys)
-    if cache is not None and log is not None:
-        log.info(f"feature cache {cache.path}: hidden states {cache.header['layer_ids']} hold every utterance; "
-                 f"reading states {list(fr.layer_ids)} of them")
-    if cache is None:
-        cache = FeatureCache.open_or_build(fr, cfg.frontend.frontend, ds, keys, root, cfg.frontend.cache_dtype,
-                                           device=cfg.device, progress=progress, log=log)
-    crop = int(fr.frame_lengths(torch.tensor([round(cfg.data.train_max_sec * fr.sample_rate)]))[0])
-    if cfg.data.aug_prob > 0:  # K augmented copies besides the clean states (cache_augment)
-        from .cache_augment import augmented_training_crops
-
-        crops = augmented_training_crops(cfg, fr, ds, train_rows, labels, cache, crop, root, progress, log)
-    else:
-        crops = CachedCrops(cache, [p for p, _ in train_rows], labels, crop, cfg.seed, cfg.data.fix_to_maxlen)
-    step_model = SpeakerEncoder(CachedFrontend(fr), model.backend, model.frontend_name, model.backend_name,
-                                model.backend_args)
-    return cache, crops, step_model
-
-
-CachedCrops.collate = staticmethod(collate_hidden)
-
-
-def build_dataset_cache(data_dir: str, frontend_cfg, cache_dir: str = "", splits: tuple[str, ...] = ("train", "valid"),
-                        device: str = "cpu", progress: bool = True, data_cfg=None,
-                        shard_utts: int = 64) -> FeatureCache:
-    """``layersv cache``: cache a dataset folder's ``splits`` (train rows and/or trial utterances; ``all``:
-    train and every trial list, :mod:`layersv.frontends.cache_splits`).  Under torchrun the ranks share
-    the encoding (:mod:`layersv.frontends.cache_ranks`).
-
-    With ``frontend_cfg.augment_copies`` K > 0 (and ``data_cfg``: the augmentation kinds and settings),
-    also K augmented copies of every training utterance (``FeatureCache.copies`` lists them)."""
-    from ..data.folder import open_dataset
-    from . import build_frontend
-
-    frontend_cfg.frz_pretrain = True
-    fr = build_frontend(frontend_cfg).to(device)
-    if hasattr(fr, "freeze"):
-        fr.freeze()
-    for p in fr.parameters():
-        p.requires_grad_(False)
-    ds = open_dataset(data_dir, need_train="train" in splits or ("all" in splits and
-                                                                 (Path(data_dir) / "train.csv").is_file()))
-    keys, with_train = split_keys(ds, splits)
-    root = cache_dir or Path(ds.root) / ".layersv_cache"
-    cache = FeatureCache.open_or_build(fr, frontend_cfg.frontend, ds, keys, root, frontend_cfg.cache_dtype,
-                                       shard_utts=shard_utts, device=device, progress=progress, verify=True)
-    cache.copies = []
-    if frontend_cfg.augment_copies > 0:
-        from .cache_augment import open_augmented_copies
-
-        if not with_train:
-            raise ValueError("--augment_copies augments training utterances: include train in --splits")
-        cache.copies = open_augmented_copies(fr, frontend_cfg.frontend, ds, ds.train, root, frontend_cfg.cache_dtype,
-                                             data_cfg, frontend_cfg.augment_copies, frontend_cfg.augment_seed,
-                                             device=device, progress=progress)
-    return cache

@@ -27,6 +27,7 @@ import json
 import numpy as np
 from torch.utils.data import Dataset
 
+from ..data.augment import build_augmenter
 from ..data.dataset import augment_rng
 from .cache import CachedCrops, FeatureCache
 
@@ -86,8 +87,6 @@ def open_augmented_copies(frontend, frontend_name: str, ds, rows: list[tuple[str
     ``data_cfg`` (a ``DataConfig``) gives the kinds and their settings; ``aug_prob`` is ignored (every
     copy is augmented).  The talkers of ``speaker_babble`` are ``rows``.
     """
-    from ..data.augment import build_augmenter
-
     if copies < 1:
         raise ValueError(f"augment_copies must be >= 1, got {copies}")
     sr = int(frontend.sample_rate)

@@ -22,8 +22,9 @@ import math
 
 import torch
 import torch.nn as nn
+from transformers.audio_utils import mel_filter_bank
 
-from ..backends.layers import lengths_to_mask
+from ..utils import lengths_to_mask
 
 
 class FbankFrontend(nn.Module):
@@ -47,8 +48,6 @@ class FbankFrontend(nn.Module):
                  n_freq_masks: int = 2, freq_mask: int = 8, var_norm: bool = False, frame_l2: bool = False,
                  log_db: bool = False):
         super().__init__()
-        from transformers.audio_utils import mel_filter_bank
-
         if n_mfcc > n_mels:
             raise ValueError(f"n_mfcc ({n_mfcc}) cannot exceed n_mels ({n_mels})")
         self.args = dict(n_mels=n_mels, n_mfcc=n_mfcc, n_fft=n_fft, win_ms=win_ms, hop_ms=hop_ms, f_min=f_min,

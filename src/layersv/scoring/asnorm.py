@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.folder import Trials
-from ..embed import Embeddings
+from ..data.dataset_folder import Trials
+from ..embed.batches import Embeddings
 
 
 def normalize_rows(x: np.ndarray) -> np.ndarray:

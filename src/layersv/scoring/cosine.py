@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.folder import Trials
-from ..embed import Embeddings
+from ..data.dataset_folder import Trials
+from ..embed.batches import Embeddings
 
 
 def cosine_scores(emb: Embeddings, trials: Trials, mean: np.ndarray | None = None,

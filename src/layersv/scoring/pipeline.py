@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.folder import Trials
-from ..embed import Embeddings
+from ..data.dataset_folder import Trials
+from ..embed.batches import Embeddings
 from ..utils import atomic_write_bytes, atomic_write_text
 from .asnorm import asnorm_scores
 from .calibration import QMFCalibrator, feature_kind, qmf_features, side_quality

@@ -8,9 +8,10 @@ downloads ``voxceleb1_test_v2.txt`` from the network), MUSAN chunking.
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from .common import run_download
 from .folder import prepare_folder
 from .librispeech import prepare_librispeech
@@ -23,8 +24,6 @@ PREPARERS = {"vctk": prepare_vctk, "librispeech": prepare_librispeech, "voxceleb
 
 
 def _lhotse(name: str):
-    import importlib
-
     return importlib.import_module(f"lhotse.recipes.{name}")
 
 

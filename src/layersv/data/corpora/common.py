@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from ...utils import atomic_write_text
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from ..trials import write_trials
 
 # every container soundfile (libsndfile >= 1.1) decodes: WAV, FLAC, Ogg Vorbis / Opus, MP3

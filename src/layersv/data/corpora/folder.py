@@ -23,7 +23,7 @@ from pathlib import Path
 import soundfile as sf
 
 from ..audio import load_audio
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from ..trials import balanced_trials
 from .common import list_audio, require_dir, split_speakers, write_dataset
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from ..trials import balanced_trials, map_trial_paths
 from .common import require_dir, write_dataset
 

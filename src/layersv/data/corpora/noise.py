@@ -1,7 +1,7 @@
 """MUSAN (OpenSLR 17) and RIR (OpenSLR 28 "RIRS_NOISES") lists for on-the-fly augmentation.
 
-MUSAN: every ``music|speech|noise/**.wav`` is cut into segments of ``chunk_s`` = 5 s with a hop of
-``hop_s`` = 3 s (as LAP's ``musan_split``), listed as rows ``path,category,start_s,duration_s`` — no
+MUSAN: every ``music|speech|noise/**.wav`` is cut into segments of ``chunk_sec`` = 5 s with a hop of
+``hop_sec`` = 3 s (as LAP's ``musan_split``), listed as rows ``path,category,start_s,duration_s`` — no
 audio is copied; the augmenter reads the segment.  A file shorter than one chunk is one segment.
 RIR: the simulated small/medium/large rooms and the real isotropic RIRs (files named ``*rir*``),
 listed as ``path,kind,room``.  Both write ``data.yaml`` (kind: noise) and the list into ``DATA_DIR``.
@@ -16,20 +16,20 @@ import yaml
 
 from ...utils import atomic_write_text
 from ..audio import AudioError, audio_info
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from .common import list_audio, require_dir, write_csv
 
 MUSAN_CATEGORIES = ("music", "speech", "noise")
 
 
-def prepare_musan(src: str | os.PathLike, data_dir: str | os.PathLike, chunk_s: float = 5.0,
-                  hop_s: float = 3.0) -> Path:
+def prepare_musan(src: str | os.PathLike, data_dir: str | os.PathLike, chunk_sec: float = 5.0,
+                  hop_sec: float = 3.0) -> Path:
     """Write ``musan.csv`` (segments) into ``data_dir``; ``src`` is the folder holding music/speech/noise."""
     src = require_dir(src, "MUSAN folder")
     if not (src / "noise").is_dir() and (src / "musan").is_dir():
         src = src / "musan"
-    if chunk_s <= 0 or hop_s <= 0:
-        raise ValueError(f"chunk_s and hop_s must be > 0, got {chunk_s}, {hop_s}")
+    if chunk_sec <= 0 or hop_sec <= 0:
+        raise ValueError(f"chunk_sec and hop_sec must be > 0, got {chunk_sec}, {hop_sec}")
     rows, bad = [], []
     for cat in MUSAN_CATEGORIES:
         d = src / cat
@@ -41,10 +41,10 @@ def prepare_musan(src: str | os.PathLike, data_dir: str | os.PathLike, chunk_s: 
             except AudioError as e:
                 bad.append(str(e))
                 continue
-            starts = [0.0] if dur <= chunk_s else [i * hop_s for i in range(int((dur - chunk_s) // hop_s) + 1)]
+            starts = [0.0] if dur <= chunk_sec else [i * hop_sec for i in range(int((dur - chunk_sec) // hop_sec) + 1)]
             for s in starts:
                 rows.append({"path": p.relative_to(src).as_posix(), "category": cat, "start_s": round(s, 3),
-                             "duration_s": round(min(chunk_s, dur - s), 3)})
+                             "duration_s": round(min(chunk_sec, dur - s), 3)})
     if bad:
         raise DatasetError(f"{len(bad)} unreadable MUSAN file(s):\n  " + "\n  ".join(bad[:10]))
     if not rows:
@@ -53,7 +53,7 @@ def prepare_musan(src: str | os.PathLike, data_dir: str | os.PathLike, chunk_s: 
     write_csv(out / "musan.csv", rows)
     cats = {c: sum(r["category"] == c for r in rows) for c in MUSAN_CATEGORIES}
     atomic_write_text(out / "data.yaml", yaml.safe_dump({"name": "musan", "kind": "noise", "audio_root": str(src),
-                                                         "chunk_s": chunk_s, "hop_s": hop_s, "segments": cats}))
+                                                         "chunk_s": chunk_sec, "hop_s": hop_sec, "segments": cats}))
     return out
 
 

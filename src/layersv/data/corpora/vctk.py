@@ -24,7 +24,7 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import load_audio
-from ..folder import DatasetError
+from ..dataset_folder import DatasetError
 from ..trials import balanced_trials, map_trial_paths
 from .common import require_dir, split_speakers, write_dataset
 

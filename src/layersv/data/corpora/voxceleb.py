@@ -24,7 +24,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..folder import DatasetError, read_trials
+from ..dataset_folder import DatasetError, read_trials
 from ..trials import balanced_trials
 from .common import require_dir, split_speakers, write_dataset
 

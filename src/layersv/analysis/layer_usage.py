@@ -10,7 +10,7 @@
 Writes ``layers.json`` (``{"backend", "layer_ids", "source", "weights": [...], ...}``),
 ``layers.png`` (bar chart) and, for frame-level attention, ``layers_time.png`` (layer × time heat
 maps of a few validation utterances and their mean; the numbers in ``layers.json["heat_maps"]``,
-:mod:`layersv.layer_maps`).  MHFA reports its key and its value aggregator's weights.
+:mod:`layersv.analysis.layer_maps`).  MHFA reports its key and its value aggregator's weights.
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
+from ..config import load_config
+from ..data.dataset import ListSampler, Utterances, collate, length_buckets
+from ..data.dataset_folder import check_dataset, open_dataset
+from ..model import load_model
+from ..registries import registries
+from ..utils import atomic_savefig, atomic_write_text
 from .layer_maps import MapCollector, plot_maps
-from .utils import atomic_savefig, atomic_write_text
 
 
 def _frame_attention(att: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -39,11 +45,7 @@ def _frame_attention(att: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 def attention_usage(model, ds, keys: list[str], infos: dict, max_utts: int = 64, batch_sec: float = 60.0,
                     device: str = "cpu", collect=None) -> tuple[np.ndarray, np.ndarray | None]:
     """Mean per-layer attention ``(L,)`` over ``keys`` and one utterance's ``(L, T)`` map (or None).
-    ``collect``: a :class:`layersv.layer_maps.MapCollector` fed every batch (layer × time maps, MHFA key/value)."""
-    from torch.utils.data import DataLoader
-
-    from .data.dataset import ListSampler, Utterances, collate, length_buckets
-
+    ``collect``: a :class:`layersv.analysis.layer_maps.MapCollector` fed every batch (layer × time maps, MHFA key/value)."""
     keys = sorted(keys)[:max_utts]
     dset = Utterances([(str(ds.abspath(k)), k) for k in keys], model.sample_rate)
     batches = length_buckets([infos[k].duration for k in keys], batch_sec)
@@ -84,11 +86,9 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
                 device: str = "cpu", heat_utts: int = 4) -> dict:
     """``layersv layers RUN``: layers.json + layers.png (+ layers_time.png) in ``out_dir`` (default RUN).
 
-    Frame-level layer attention also gives ``heat_maps`` (:mod:`layersv.layer_maps`: the ``(L, T)`` maps
+    Frame-level layer attention also gives ``heat_maps`` (:mod:`layersv.analysis.layer_maps`: the ``(L, T)`` maps
     of ``heat_utts`` validation utterances and the relative-time mean ``(L, 50)``) and, for MHFA,
     ``key_weights`` and ``value_weights`` (``weights`` are the value aggregator's, as before)."""
-    from .model import load_model
-
     run = Path(run_dir)
     out = Path(out_dir) if out_dir else run
     out.mkdir(parents=True, exist_ok=True)
@@ -100,10 +100,6 @@ def layer_usage(run_dir: str | Path, out_dir: str | Path | None = None, max_utts
         w = be.layer_weights().detach().float().cpu().numpy()
         res.update(source="layer_weights")
     elif callable(getattr(be, "layer_attention", None)):  # frame-adaptive: averaged over validation audio
-        from .cli_support import registries
-        from .config import load_config
-        from .data.folder import check_dataset, open_dataset
-
         cfg = load_config(run / "config.yaml", registries())
         ds = open_dataset(cfg.data.data_dir, need_train=False)
         infos = check_dataset(ds, ("valid",), include_train=False)

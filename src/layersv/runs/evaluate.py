@@ -25,18 +25,23 @@ from pathlib import Path
 
 import numpy as np
 
-from . import metrics
-from .config import Config, apply_overrides, load_config
-from .data.folder import DatasetFolder, check_dataset, open_dataset, probe_files
-from .embed_cache import cached_embeddings, extract_any
-from .embed_ranks import drive, embed_on_ranks, serve
-from .distributed import on_ranks, world_size
-from .checkpoint import read_description
-from .model import load_model
-from .report import stage_metrics, write_report, write_scores
-from .scoring.asnorm import prepare_cohort
-from .scoring.calibration import fit_qmf
-from .scoring.pipeline import ScoringPipeline
+from .. import metrics
+from ..checkpoint import read_description
+from ..config import Config
+from ..data.dataset_folder import DatasetFolder, check_dataset, open_dataset, probe_files, read_trials
+from ..distributed import on_ranks, world_size
+from ..embed.hidden import hidden_state_embeddings
+from ..embed.ranks import drive, embed_on_ranks, serve
+from ..embed.run_cache import extract_any, run_embeddings
+from ..frontends.cache import all_layers_view, open_existing
+from ..model import load_model
+from ..report import stage_metrics, write_report, write_scores
+from ..scoring.asnorm import prepare_cohort
+from ..scoring.calibration import FEATURE_SETS, fit_qmf
+from ..scoring.pipeline import ScoringPipeline
+from ..scoring.plda import PLDA
+from ..utils import setup_run_logger
+from .folder import load_run
 
 _log = logging.getLogger("layersv")
 OPERATING_PRIORS = (0.01, 0.05)
@@ -47,7 +52,7 @@ class _Embedder:
 
     def __init__(self, run_dir: Path, cfg: Config, device: str, progress: bool, sharded: bool = False):
         self.run_dir, self.cfg, self.device, self.progress = run_dir, cfg, device, progress
-        self.sharded = sharded  # under torchrun: misses are embedded by every rank (embed_ranks.py)
+        self.sharded = sharded  # under torchrun: misses are embedded by every rank (embed/ranks.py)
         self._model = None
         self._features: dict[str, object] = {}  # dataset root -> FeatureCache or None
 
@@ -83,7 +88,7 @@ class _Embedder:
         if fc is not None and fc.fresh(keys, ds):
             emb = self.extract("features", set_name, ds, keys, infos)
             return emb, np.array([infos[k].duration for k in emb.keys])
-        emb = cached_embeddings(self.run_dir, re.sub(r"[^\w.-]", "_", set_name), self.model, ds, keys, infos,
+        emb = run_embeddings(self.run_dir, re.sub(r"[^\w.-]", "_", set_name), self.model, ds, keys, infos,
                                 e.n_crops, e.crop_sec, c.data.eval_batch_sec, c.data.eval_max_sec, self.device,
                                 c.workers, self.progress, use_cache=e.embedding_cache,
                                 extract=lambda ks: self.extract("waveform", set_name, ds, ks, infos))
@@ -98,12 +103,10 @@ class _Embedder:
     def extract_local(self, mode: str, set_name: str, ds: DatasetFolder, keys: list[str], infos):
         """``features``: the backend on the frozen encoder's feature cache; ``waveform``: the model on audio."""
         if mode == "features":
-            from .frontends.cache import cached_embeddings as from_features
-
             fc = self.feature_cache(ds)
             if fc is None:
                 raise FileNotFoundError(f"no feature cache of this run's encoder for {ds.root} on this rank")
-            return from_features(self.model().backend, fc, keys, device=self.device)
+            return hidden_state_embeddings(self.model().backend, fc, keys, device=self.device)
         c, e = self.cfg, self.cfg.eval
         return extract_any(self.model(), ds, keys, infos, e.n_crops, e.crop_sec, c.data.eval_batch_sec,
                            c.data.eval_max_sec, self.device, c.workers, self.progress, desc=f"{set_name} embed")
@@ -111,8 +114,6 @@ class _Embedder:
 
 def _frontend_cache(fr, cfg: Config, ds: DatasetFolder):
     """The cache of exactly this frontend, or a view on the layers it keeps of an all-layers cache."""
-    from .frontends.cache import all_layers_view, open_existing
-
     root = cfg.frontend.cache_dir or Path(ds.root) / ".layersv_cache"
     args = (fr, cfg.frontend.frontend, ds, root, cfg.frontend.cache_dtype)
     return open_existing(*args) or all_layers_view(*args)
@@ -153,8 +154,6 @@ def cohort_rows(ds: DatasetFolder, train_rows, cfg: Config) -> tuple[str, list[t
 
 def fit_plda(embedder: _Embedder, cfg: Config, ds: DatasetFolder, train_rows, infos):
     """Two-covariance PLDA on training embeddings: up to ``plda_speakers`` × ``plda_utts_per_speaker``."""
-    from .scoring.plda import PLDA
-
     e = cfg.eval
     by_spk: dict[str, list[str]] = {}
     for p, s in sorted(set(train_rows)):
@@ -196,8 +195,6 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
         valid = pipe.uncalibrated(v_emb, vt)
         if e.score_calibrate:
             feats = pipe.features(v_emb, vt, valid[pipe.norm_stage], v_dur)
-            from .scoring.calibration import FEATURE_SETS
-
             pipe.calibrator = fit_qmf(feats, vt.labels, c=e.calibration_c, seed=cfg.seed,
                                       names=FEATURE_SETS[e.qmf_features])
             valid["qmf"] = pipe.calibrator.llr(feats)
@@ -214,8 +211,6 @@ def resolve_trials(ds: DatasetFolder, spec: str):
     """``--trials NAME|FILE`` → (name, Trials): a trial file of the dataset folder (``<NAME>_trials.csv``
     or ``.txt``; ``vox1_e``, ``test``, …) or a path to any trial file whose paths are relative to the
     dataset's audio root."""
-    from .data.folder import read_trials
-
     p = Path(spec).expanduser()
     if p.is_file():
         name = re.sub(r"_trials$", "", re.sub(r"[^\w.-]", "_", p.stem))
@@ -230,54 +225,39 @@ def resolve_trials(ds: DatasetFolder, spec: str):
 
 def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, train_rows, eval_ds=None,
                    split: str = "test", device: str = "cpu", progress: bool = True, log=None,
-                   trials_spec: str = "", sharded: bool = False) -> dict:
+                   trials_spec: str = "", selected: dict | None = None, out_dir: str | Path | None = None,
+                   sharded: bool = False) -> dict:
     """Score ``split`` trials of ``eval_ds`` (default: the training dataset) with the run's best model.
 
     ``trials_spec`` (``layersv eval --trials NAME|FILE``) scores that trial list instead; its report is
     written next to the others (report_<name>.json/.md, scores/<name>_<stage>.csv), never over them,
-    and the stored scoring state (scoring.npz, calibration.json) is left as it is.
-    ``sharded``: rank 0 of a torchrun job whose other ranks run :func:`layersv.embed_ranks.serve`."""
+    and the stored scoring state (scoring.npz, calibration.json) is left as it is; so is a
+    cross-dataset evaluation (``eval_ds``: report_<dataset>_<split>.*).  ``out_dir`` (``--out DIR``)
+    writes such a report into its own folder instead (DIR/report.json, report.md, det.png, scores/).
+    ``selected``: the step / validation figures of model_best (read from ``model_best.json`` when None).
+    ``sharded``: rank 0 of a torchrun job whose other ranks run :func:`layersv.embed.ranks.serve`."""
     log = log or _log
     run_dir = Path(run_dir)
     eval_ds = eval_ds or ds
+    selected = selected if selected is not None else read_description(run_dir)
     embedder = _Embedder(run_dir, cfg, device, progress, sharded)
-    named = ""
-    if trials_spec:
-        named, trials = resolve_trials(eval_ds, trials_spec)
-        split = named
-        ev_infos, bad = probe_files(eval_ds, trials.utterances)
-        if bad:
-            raise ValueError(f"{trials.source}: {len(bad)} problem(s): " + "; ".join(bad[:5]))
-    else:
-        trials = eval_ds.trials(split)
-        ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,), include_train=False)
+    named, split, trials, ev_infos = _trials_to_score(ds, eval_ds, infos, split, trials_spec)
+    tag = f"{eval_ds.name}_{split}" if eval_ds is not ds else split
+    named = named or (tag if eval_ds is not ds else "")  # cross-dataset: beside the run's own report, never over it
+    where, name = report_place(run_dir, out_dir, tag if named else "")
     emb, durs = embedder(f"{eval_ds.name}_{split}", eval_ds, trials.utterances, ev_infos)
     pipe, extra = fit_scoring(embedder, cfg, ds, infos, train_rows, log)
     stages = pipe.score(emb, trials, durs)
-    tag = f"{eval_ds.name}_{split}" if eval_ds is not ds else split
     for st, s in stages.items():
-        write_scores(run_dir / "scores" / f"{tag}_{st}.csv", trials, s)
-    best = read_description(run_dir)
-    ops = {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds}
-    if eval_ds is not ds and not named:  # cross-dataset: beside the run's own report, never over it
-        named = tag
+        write_scores(where / "scores" / f"{tag}_{st}.csv", trials, s)
     if not named:
-        pipe.save(run_dir, extra={"model": f"{best.get('step', -1)}", **{k: v for k, v in extra.items()
-                                                                         if k != "valid_stages"}})
-    report = {
-        "dataset": eval_ds.name, "split": split, "trials": int(len(trials)), "targets": int(trials.labels.sum()),
-        "stages": stage_metrics(stages, trials.labels),
-        "model": cfg.model.model, "backbone": cfg.frontend.backbone_cfg,
-        "selected_step": int(best.get("step", -1)), "valid_eer": float(best.get("valid", {}).get("eer", float("nan"))),
-        "run": str(run_dir),
-        "operating_points": ops,
-    }
-    if "valid_stages" in extra:
-        report["valid_stages"] = extra["valid_stages"]
+        pipe.save(run_dir, extra={"model": f"{selected.get('step', -1)}", **{k: v for k, v in extra.items()
+                                                                             if k != "valid_stages"}})
+    report = _report(run_dir, cfg, ds, eval_ds, split, trials, stages, pipe, extra, selected)
     if trials_spec:
         report["trials_file"] = trials.source
-    write_report(run_dir, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})",
-                 name=tag if named else "")
+    write_report(where, report, stages, trials.labels, title=f"{cfg.model.model} on {eval_ds.name} ({split})",
+                 name=name)
     for st, m in report["stages"].items():
         cal = f" | Cllr {m['cllr']:.4f} actDCF0.01 {m['act_dcf_0.01']:.4f}" if "cllr" in m else ""
         log.info(f"{split} [{st}] EER {m['eer']:.2f} % | minDCF0.01 {m['min_dcf_0.01']:.4f} | "
@@ -285,41 +265,80 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     return report
 
 
+def report_place(run_dir: Path, out_dir: str | Path | None, named: str) -> tuple[Path, str]:
+    """(folder, report name) of an evaluation: the run folder (its own report, or ``report_<named>.*``
+    beside it), or ``out_dir`` for a named (cross-dataset / other trials) evaluation: plain ``report.*``
+    there.  The run's own report is never the target of a named evaluation."""
+    if out_dir is None or Path(out_dir).resolve() == run_dir.resolve():
+        return run_dir, named
+    if not named:
+        raise ValueError("--out DIR is the report folder of a cross-dataset evaluation (--eval_data) or of "
+                         "another trial list (--trials); the run's own test report stays in the run folder")
+    out = Path(out_dir)
+    (out / "scores").mkdir(parents=True, exist_ok=True)
+    return out, ""
+
+
+def _trials_to_score(ds: DatasetFolder, eval_ds: DatasetFolder, infos, split: str, trials_spec: str) -> tuple:
+    """(name of a ``--trials`` list or "", split name, Trials, checked files of their utterances)."""
+    if not trials_spec:
+        ev_infos = infos if eval_ds is ds else check_dataset(eval_ds, (split,), include_train=False)
+        return "", split, eval_ds.trials(split), ev_infos
+    named, trials = resolve_trials(eval_ds, trials_spec)
+    ev_infos, bad = probe_files(eval_ds, trials.utterances)
+    if bad:
+        raise ValueError(f"{trials.source}: {len(bad)} problem(s): " + "; ".join(bad[:5]))
+    return named, named, trials, ev_infos
+
+
+def _report(run_dir: Path, cfg: Config, ds, eval_ds, split: str, trials, stages: dict, pipe, extra: dict,
+            selected: dict) -> dict:
+    """report.json's content: stage metrics, the selected model, the stored operating points."""
+    report = {
+        "dataset": eval_ds.name, "split": split, "trials": int(len(trials)), "targets": int(trials.labels.sum()),
+        "stages": stage_metrics(stages, trials.labels),
+        "model": cfg.model.model, "backbone": cfg.frontend.backbone_cfg,
+        "selected_step": int(selected.get("step", -1)),
+        "valid_eer": float(selected.get("valid", {}).get("eer", float("nan"))),
+        "run": str(run_dir),
+        "operating_points": {"final_stage": pipe.final_stage, "fitted_on": f"{ds.name} valid", **pipe.thresholds},
+    }
+    if "valid_stages" in extra:
+        report["valid_stages"] = extra["valid_stages"]
+    return report
+
+
 def evaluate_run(run_dir: str | Path, eval_data: str = "", device: str = "cpu", progress: bool = True,
-                 overrides: dict | None = None, trials: str = "") -> dict:
+                 overrides: dict | None = None, trials: str = "", out: str | Path = "") -> dict:
     """``layersv eval RUN``: test trials of the run's dataset (or of ``eval_data``) with its best model.
 
-    ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, …).
+    ``overrides``: config leaf keys for this evaluation (``score_normalize``, ``n_crops``, ``workers`` …).
     ``trials``: ``--trials NAME|FILE``, another trial list of that dataset folder (``vox1_e``) or a
-    trial file; written as report_<name>.* next to the run's own report.
+    trial file; written as report_<name>.* next to the run's own report.  ``out``: the report folder of
+    such an evaluation (or of ``eval_data``'s) instead.
     Under torchrun every rank embeds a shard of the utterances and rank 0 alone scores and writes
-    (:mod:`layersv.embed_ranks`); the other ranks return ``{}``.
+    (:mod:`layersv.embed.ranks`); the other ranks return ``{}``.
     """
-    from .cli_support import registries
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml)")
-    read_description(run_dir)  # a clear error before any work: missing, or an old pickled checkpoint
-    cfg = apply_overrides(load_config(run_dir / "config.yaml", registries()), overrides or {})
+    if out and not (eval_data or trials):
+        report_place(Path(run_dir), out, "")  # raises: --out needs --eval_data or --trials
+    run = load_run(run_dir, overrides)  # a clear error before any work: not a run, or an old pickled checkpoint
     with on_ranks(device) as (device, main):  # under torchrun: rank 0 scores, every rank embeds
         if not main:
-            serve(_Embedder(run_dir, cfg, device, False))
+            serve(_Embedder(run.run_dir, run.cfg, device, False))
             return {}
-        return drive(lambda: _evaluate_main(run_dir, cfg, eval_data, device, progress, trials))
+        return drive(lambda: _evaluate_main(run, eval_data, device, progress, trials, out))
 
 
-def _evaluate_main(run_dir: Path, cfg: Config, eval_data: str, device: str, progress: bool, trials: str) -> dict:
-    from .utils import setup_run_logger
-
-    log = setup_run_logger(run_dir)
-    ds = open_dataset(cfg.data.data_dir)
+def _evaluate_main(run, eval_data: str, device: str, progress: bool, trials: str, out) -> dict:
+    log = setup_run_logger(run.run_dir)
+    ds = run.ds
     eval_ds = open_dataset(eval_data, need_train=False) if eval_data else None
     splits = tuple(s for s in ("valid", "test") if (s == "valid" and ds.has_trials("valid")) or
                    (s == "test" and eval_ds is None and not trials))
     infos = check_dataset(ds, splits, include_train=False)
-    return evaluate_split(run_dir, cfg, ds, infos, ds.train, eval_ds=eval_ds, device=device, progress=progress,
-                          log=log, trials_spec=trials, sharded=world_size() > 1)
+    return evaluate_split(run.run_dir, run.cfg, ds, infos, ds.train, eval_ds=eval_ds, device=device, progress=progress,
+                          log=log, trials_spec=trials, selected=run.selected, out_dir=out or None,
+                          sharded=world_size() > 1)
 
 
 __all__ = ["evaluate_split", "evaluate_run", "fit_scoring", "train_mean"]

@@ -17,9 +17,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .backends.layer_attention import LayerAttentionPool
-from .backends.mhfa import MHFA
-from .utils import atomic_savefig
+from ..backends.layer_attention import LayerAttentionPool
+from ..backends.mhfa import MHFA
+from ..utils import atomic_savefig
 
 
 def frame_maps(backend: torch.nn.Module, att: torch.Tensor, num_layers: int) -> dict[str, torch.Tensor]:

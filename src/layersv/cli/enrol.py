@@ -1,8 +1,12 @@
-"""CLI subcommands on a speaker database: ``enroll``, ``identify``, ``serve`` (and ``verify --db``)."""
+"""``layersv enroll | identify | serve``: commands on a speaker database (``verify --db``: :mod:`.infer`)."""
 
 from __future__ import annotations
 
 import json
+
+from ..embed import expand_inputs
+from ..enrol import Recognizer
+from ..enrol.service import serve
 
 
 def add_parsers(sub) -> None:
@@ -12,6 +16,7 @@ def add_parsers(sub) -> None:
     e.add_argument("name", help="speaker name")
     e.add_argument("audio", nargs="+", help="audio files, or .txt/.lst/.scp lists of paths")
     e.add_argument("--device", default="cpu")
+    e.set_defaults(handler=cmd_enroll)
 
     i = sub.add_parser("identify", help="the closest enrolled speakers of a recording, or 'unknown speaker'")
     i.add_argument("run")
@@ -22,6 +27,7 @@ def add_parsers(sub) -> None:
     i.add_argument("--index", default="auto", choices=["auto", "faiss", "exact"])
     i.add_argument("--json", action="store_true", help="print the result as JSON")
     i.add_argument("--device", default="cpu")
+    i.set_defaults(handler=cmd_identify)
 
     s = sub.add_parser("serve", help="HTTP API + web page for enrol / verify / identify (needs layersv[serve])")
     s.add_argument("run")
@@ -34,6 +40,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--p_target", type=float, default=0.01)
     s.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     s.add_argument("--device", default="cpu")
+    s.set_defaults(handler=cmd_serve)
 
 
 def format_identify(r: dict) -> str:
@@ -52,33 +59,21 @@ def format_identify(r: dict) -> str:
     return "\n".join(lines)
 
 
-def run(a) -> int | None:
-    if a.command not in ("enroll", "identify", "serve") and not (a.command == "verify" and getattr(a, "db", None)):
-        return None
-    from .enrol import Recognizer
+def cmd_enroll(a) -> int:
+    r = Recognizer(a.run, a.db, device=a.device).enroll(a.name, expand_inputs(a.audio))
+    skipped = f", {len(r['skipped'])} already enrolled" if r["skipped"] else ""
+    print(f"{'enrolled' if r['new'] else 'added to'} {r['name']}: {len(r['added'])} recording(s){skipped}; "
+          f"now {r['utterances']} recording(s), {r['duration']:.1f} s in {a.db}")
+    return 0
 
-    if a.command == "serve":
-        from .enrol.service import serve
 
-        serve(a.run, a.db, host=a.host, port=a.port, api_key=a.api_key, max_mb=a.max_mb, max_sec=a.max_sec,
-              p_target=a.p_target, threads=a.threads, device=a.device)
-        return 0
-    rec = Recognizer(a.run, a.db, device=a.device, p_target=getattr(a, "p_target", 0.01),
-                     index=getattr(a, "index", "auto"))
-    if a.command == "enroll":
-        from .infer import expand_inputs
+def cmd_identify(a) -> int:
+    r = Recognizer(a.run, a.db, device=a.device, p_target=a.p_target, index=a.index).identify(a.audio, top=a.top)
+    print(json.dumps(r, indent=2) if a.json else format_identify(r))
+    return 0
 
-        r = rec.enroll(a.name, expand_inputs(a.audio))
-        skipped = f", {len(r['skipped'])} already enrolled" if r["skipped"] else ""
-        print(f"{'enrolled' if r['new'] else 'added to'} {r['name']}: {len(r['added'])} recording(s){skipped}; "
-              f"now {r['utterances']} recording(s), {r['duration']:.1f} s in {a.db}")
-        return 0
-    if a.command == "identify":
-        r = rec.identify(a.audio, top=a.top)
-        print(json.dumps(r, indent=2) if a.json else format_identify(r))
-        return 0
-    from .cli_infer import format_verify  # verify RUN --db DB NAME AUDIO
 
-    r = rec.verify(a.a, a.b)
-    print(f"enrolled speaker {r['name']} vs {a.b}\n" + format_verify(r))
+def cmd_serve(a) -> int:
+    serve(a.run, a.db, host=a.host, port=a.port, api_key=a.api_key, max_mb=a.max_mb, max_sec=a.max_sec,
+          p_target=a.p_target, threads=a.threads, device=a.device)
     return 0

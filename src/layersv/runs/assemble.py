@@ -1,31 +1,14 @@
-"""Glue between the CLI and the library: registries for config validation, config assembly."""
+"""Assemble a new run's config: built-in ``base`` ← model recipe ← ``--config FILE`` ← ``--key value``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from .config import (Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends, merge_configs,
-                     resolve_config_path)
-
-
-def registries() -> dict:
-    from .backends import get_backend_class
-    from .heads import get_head_class
-
-    def backend(name: str):
-        try:
-            return get_backend_class(name)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-
-    def head(name: str):
-        try:
-            return get_head_class(name)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-
-    return {"model": backend, "head": head}
+from ..config import (Config, ConfigError, apply_overrides, from_dict, load_yaml_with_extends, merge_configs,
+                      resolve_config_path, signature_defaults)
+from ..config_check import check_unread
+from ..registries import registries
 
 
 def recipe_for_model(model: str) -> Path | None:
@@ -65,8 +48,6 @@ def assemble_config(data: str, model: str, config_file: str | None, overrides: d
         for key in (sel, f"{sec}.{sel}"):
             if key in overrides:
                 d = merge_configs(d, {sec: {sel: overrides.pop(key)}})
-    from .config_check import check_unread
-
     cfg = apply_overrides(from_dict(d, registries()), overrides)
     check_unread(cfg)
     return cfg
@@ -77,7 +58,5 @@ def get_head(name: str):
 
 
 def _compatible_args(ctor, args: dict) -> dict:
-    from .config import signature_defaults
-
     ok = signature_defaults(ctor)
     return {k: v for k, v in args.items() if k in ok}

@@ -150,7 +150,7 @@ def open_dataset(data_dir: str | os.PathLike, need_train: bool = True) -> Datase
     return ds
 
 
-def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8, min_duration_s: float = 0.0,
+def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8, min_duration_sec: float = 0.0,
                 content: bool = False) -> tuple[dict[str, AudioInfo], list[str]]:
     """Read the header of every file (and with ``content`` check the samples: NaN, digital silence,
     see :func:`~layersv.data.audio.content_problem`); returns (infos, problems), one line per bad file."""
@@ -161,8 +161,8 @@ def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8, min_d
             info = audio_info(ds.abspath(rel))
         except AudioError as e:
             return rel, None, str(e)
-        if info.duration < min_duration_s:
-            return rel, None, f"{ds.abspath(rel)}: too short ({info.duration:.3f} s < {min_duration_s} s)"
+        if info.duration < min_duration_sec:
+            return rel, None, f"{ds.abspath(rel)}: too short ({info.duration:.3f} s < {min_duration_sec} s)"
         err = content_problem(ds.abspath(rel)) if content else None
         return rel, (None if err else info), err
 
@@ -177,7 +177,7 @@ def probe_files(ds: DatasetFolder, rel_paths: list[str], workers: int = 8, min_d
 
 
 def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test"),
-                  min_duration_s: float = 0.1, max_listed: int = 20,
+                  min_duration_sec: float = 0.1, max_listed: int = 20,
                   include_train: bool = True) -> dict[str, AudioInfo]:
     """Validate everything a run will read *before* it starts; one error lists all offending rows.
 
@@ -208,7 +208,7 @@ def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test")
     if "valid" in lists and "test" in lists and lists["valid"][1] == lists["test"][1]:
         problems.append(f"{lists['valid'][0]} and {lists['test'][0]} hold the same trials: selecting the model on "
                         "validation would select it on the test set; give each its own speakers")
-    infos, bad = probe_files(ds, paths, min_duration_s=min_duration_s, content=True)
+    infos, bad = probe_files(ds, paths, min_duration_sec=min_duration_sec, content=True)
     problems += bad
     if problems:
         shown = "\n  ".join(problems[:max_listed])
@@ -217,11 +217,11 @@ def check_dataset(ds: DatasetFolder, splits: tuple[str, ...] = ("valid", "test")
     return infos
 
 
-def usability_notes(infos: dict[str, AudioInfo], sample_rate: int, crop_s: float = 0.0,
+def usability_notes(infos: dict[str, AudioInfo], sample_rate: int, crop_sec: float = 0.0,
                     max_examples: int = 3) -> list[str]:
     """Warnings for files that are used after a fix: resampled, mixed down to mono, or padded.
 
-    ``crop_s``: the training crop (files shorter than it are wrap-padded); 0 skips that note.
+    ``crop_sec``: the training crop (files shorter than it are wrap-padded); 0 skips that note.
     """
     def note(keys: list[str], what: str) -> str:
         eg = ", ".join(keys[:max_examples]) + (", ..." if len(keys) > max_examples else "")
@@ -235,7 +235,7 @@ def usability_notes(infos: dict[str, AudioInfo], sample_rate: int, crop_s: float
     multi = sorted(k for k, i in infos.items() if i.channels > 1)
     if multi:
         notes.append(note(multi, "with several channels: mixed down to mono (channel average)"))
-    short = sorted(k for k, i in infos.items() if crop_s and i.duration < crop_s)
+    short = sorted(k for k, i in infos.items() if crop_sec and i.duration < crop_sec)
     if short:
-        notes.append(note(short, f"shorter than the {crop_s:g} s training crop: padded by repetition"))
+        notes.append(note(short, f"shorter than the {crop_sec:g} s training crop: padded by repetition"))
     return notes

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
+
+from ..data.corpora import PREPARERS, download
+from ..data.dataset_folder import check_dataset, open_dataset, usability_notes
+from ..data.rir_bank import BankParams, bank_folder, open_rir_bank
+from ..data.trials import format_trials_info, trials_info
 
 
 def add_parsers(sub) -> None:
     p = sub.add_parser("prepare", help="turn a corpus folder into a dataset folder (or a noise/RIR list)")
+    p.set_defaults(handler=cmd_prepare)
     cs = p.add_subparsers(dest="corpus", required=True)
 
     def corpus(name: str, help_: str) -> argparse.ArgumentParser:
@@ -54,32 +61,31 @@ def add_parsers(sub) -> None:
     k.add_argument("data", help="dataset folder")
     k.add_argument("--sample_rate", type=int, default=16000, help="the model's rate (files at others are resampled)")
     k.add_argument("--crop_sec", type=float, default=3.0, help="training crop (shorter files are padded)")
+    k.set_defaults(handler=cmd_check)
 
     t = sub.add_parser("trials-info", help="counts, targets, speakers and balance of trial lists")
     t.add_argument("files", nargs="+")
+    t.set_defaults(handler=cmd_trials_info)
 
 
-def _prepare(a) -> None:
-    from .data.corpora import PREPARERS, download
-
+def cmd_prepare(a) -> int:
     if a.corpus == "rir-bank":
-        from .data.rir_bank import BankParams, bank_folder, open_rir_bank
-
         bank = open_rir_bank(bank_folder(a.data_dir, a.out), BankParams(a.n_rooms, a.seed, a.sample_rate),
                              progress=True)
         print(f"RIR bank {bank.path}: {len(bank)} rooms, seed {a.seed}, {bank.data.nbytes / 2**20:.1f} MiB")
-        return
+        return 0
     if a.download:
         download(a.corpus, a.src)
     kw = {"vctk": lambda: dict(mic=a.mic, write_16k=a.write_16k, seed_dir=a.seed_dir, seed=a.seed, workers=a.workers),
           "librispeech": lambda: dict(seed_dir=a.seed_dir, seed=a.seed),
           "voxceleb": lambda: dict(trial_dir=a.trials, cleaned=not a.original, workers=a.workers, seed=a.seed,
                                    train_parts=tuple(x for x in a.train_parts.split(",") if x)),
-          "musan": lambda: dict(chunk_s=a.chunk, hop_s=a.hop), "rir": lambda: {},
+          "musan": lambda: dict(chunk_sec=a.chunk, hop_sec=a.hop), "rir": lambda: {},
           "folder": lambda: dict(fractions=_fractions(a.split), n_trials=a.trials, seed=a.seed,
                                  metadata=a.metadata)}[a.corpus]()
     out = PREPARERS[a.corpus](a.src, a.data_dir, **kw)
     print(f"wrote {out}")
+    return 0
 
 
 def _fractions(s: str) -> tuple[float, float, float]:
@@ -92,27 +98,18 @@ def _fractions(s: str) -> tuple[float, float, float]:
     return f  # type: ignore[return-value]
 
 
-def run(a) -> int | None:
-    if a.command == "prepare":
-        _prepare(a)
-        return 0
-    if a.command == "check":
-        import sys
+def cmd_check(a) -> int:
+    ds = open_dataset(a.data)
+    splits = tuple(s for s in ("valid", "test") if ds.has_trials(s) or s == "test")
+    infos = check_dataset(ds, splits)
+    for note in usability_notes(infos, a.sample_rate, a.crop_sec):
+        print(f"layersv: warning: {note}", file=sys.stderr)
+    print(f"{ds.root}: ok — {len(ds.train)} training files, {len(ds.speakers)} speakers, "
+          f"{len(infos)} files checked ({', '.join(splits)} trials)")
+    return 0
 
-        from .data.folder import check_dataset, open_dataset, usability_notes
 
-        ds = open_dataset(a.data)
-        splits = tuple(s for s in ("valid", "test") if ds.has_trials(s) or s == "test")
-        infos = check_dataset(ds, splits)
-        for note in usability_notes(infos, a.sample_rate, a.crop_sec):
-            print(f"layersv: warning: {note}", file=sys.stderr)
-        print(f"{ds.root}: ok — {len(ds.train)} training files, {len(ds.speakers)} speakers, "
-              f"{len(infos)} files checked ({', '.join(splits)} trials)")
-        return 0
-    if a.command == "trials-info":
-        from .data.trials import format_trials_info, trials_info
-
-        for f in a.files:
-            print(format_trials_info(trials_info(f)))
-        return 0
-    return None
+def cmd_trials_info(a) -> int:
+    for f in a.files:
+        print(format_trials_info(trials_info(f)))
+    return 0

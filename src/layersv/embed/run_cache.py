@@ -1,6 +1,6 @@
-"""Evaluation embeddings: full utterances or the average of N fixed crops, cached per run.
+"""A run's evaluation embeddings: full utterances or the average of N fixed crops, cached per run.
 
-* Full utterances: :func:`layersv.embed.extract_embeddings` (length-bucketed batches).
+* Full utterances: :func:`layersv.embed.batches.extract_embeddings` (length-bucketed batches).
 * ``n_crops`` > 0: ECAPA-style test-time crops (Desplanques et al., "ECAPA-TDNN", Interspeech
   2020): ``n_crops`` windows of ``crop_sec`` seconds evenly spaced over the utterance (an
   utterance not longer than ``crop_sec`` is one crop: itself).  The embedding is the mean of
@@ -22,25 +22,26 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from .data.audio import AudioInfo, load_audio
-from .data.dataset import ListSampler, collate, length_buckets
-from .data.folder import DatasetFolder
-from .embed import Embeddings, extract_embeddings
-from .utils import atomic_write_bytes
+from ..checkpoint import description_fingerprint
+from ..data.audio import AudioInfo, load_audio
+from ..data.dataset import ListSampler, collate, length_buckets
+from ..data.dataset_folder import DatasetFolder
+from ..utils import atomic_write_bytes
+from .batches import Embeddings, extract_embeddings
 
 
-def crop_starts(duration_s: float, n_crops: int, crop_sec: float) -> list[float]:
+def crop_starts(duration_sec: float, n_crops: int, crop_sec: float) -> list[float]:
     """Start times (s) of ``n_crops`` evenly spaced ``crop_sec`` windows; ``[0.0]`` if the file is short."""
-    if duration_s <= crop_sec or n_crops <= 1:
-        return [max(0.0, (duration_s - crop_sec) / 2)] if n_crops == 1 and duration_s > crop_sec else [0.0]
-    return [float(x) for x in np.linspace(0.0, duration_s - crop_sec, n_crops)]
+    if duration_sec <= crop_sec or n_crops <= 1:
+        return [max(0.0, (duration_sec - crop_sec) / 2)] if n_crops == 1 and duration_sec > crop_sec else [0.0]
+    return [float(x) for x in np.linspace(0.0, duration_sec - crop_sec, n_crops)]
 
 
 class Crops(Dataset):
     """Items ``(wav (crop samples,), owner index, key)``: one fixed-length segment of an utterance."""
 
     def __init__(self, items: list[tuple[str, str, int, float, float]], sample_rate: int):
-        self.items, self.sample_rate = items, sample_rate  # (path, key, owner, start_s, dur_s)
+        self.items, self.sample_rate = items, sample_rate  # (path, key, owner, start_sec, dur_sec)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -93,12 +94,10 @@ def extract_any(model: torch.nn.Module, ds: DatasetFolder, keys: list[str], info
 
 def model_fingerprint(run_dir: str | Path) -> str:
     """Changes whenever the run's best model is rewritten (sha256 of its weights, from its JSON)."""
-    from .checkpoint import description_fingerprint
-
     return description_fingerprint(run_dir)
 
 
-def cached_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetFolder, keys: list[str],
+def run_embeddings(run_dir: str | Path, set_name: str, model_fn, ds: DatasetFolder, keys: list[str],
                       infos: dict[str, AudioInfo], n_crops: int = 0, crop_sec: float = 3.0, batch_sec: float = 120.0,
                       max_sec: float = 0.0, device: str = "cpu", workers: int = 0, progress: bool = True,
                       use_cache: bool = True, extract=None) -> Embeddings:

@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import distributed as dist
-from .data.folder import open_dataset
-from .embed import Embeddings
+from .. import distributed as dist
+from ..data.dataset_folder import open_dataset
+from .batches import Embeddings
 
 
 def shard(keys: list[str]) -> list[str]:

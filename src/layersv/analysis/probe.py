@@ -16,6 +16,7 @@ Outputs ``probe.json``, ``probe.md`` and ``probe.png`` (EER against layer index)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -25,23 +26,18 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import metrics
-from .data.dataset import ListSampler, Utterances, collate, length_buckets
-from .data.folder import DatasetFolder, Trials, check_dataset, open_dataset
-from .utils import atomic_savefig, atomic_write_text
+from .. import metrics
+from ..backends.stats import utterance_stats
+from ..config import FrontendConfig
+from ..data.dataset import ListSampler, Utterances, collate, length_buckets
+from ..data.dataset_folder import DatasetFolder, Trials, check_dataset, open_dataset
+from ..frontends import build_frontend, guess_frontend
+from ..frontends.cache import audio_stamp, open_existing
+from ..frontends.whisper import WhisperFrontend
+from ..utils import atomic_savefig, atomic_write_text
+from ..whitening import fit_whitening
 
 _log = logging.getLogger("layersv")
-
-
-def guess_frontend(backbone_cfg: str) -> str:
-    """``whisper`` for Whisper checkpoints (by config.json model_type or name), else ``ssl``."""
-    p = Path(backbone_cfg) / "config.json"
-    if p.is_file():
-        try:
-            return "whisper" if json.loads(p.read_text()).get("model_type") == "whisper" else "ssl"
-        except ValueError:
-            pass
-    return "whisper" if "whisper" in backbone_cfg.lower() else "ssl"
 
 
 def frozen_frontend(frontend: str, backbone_cfg: str, layers: list[int] | None = None, device: str = "cpu",
@@ -50,11 +46,6 @@ def frozen_frontend(frontend: str, backbone_cfg: str, layers: list[int] | None =
 
     ``base``: a :class:`layersv.config.FrontendConfig` whose other fields (keep_layer0, pad_30s, ...) to keep.
     """
-    import dataclasses
-
-    from .config import FrontendConfig
-    from .frontends import build_frontend
-
     cfg = dataclasses.replace(base or FrontendConfig(), frontend=frontend, backbone_cfg=backbone_cfg,
                               layers=list(layers or []), frz_pretrain=True)
     fr = build_frontend(cfg).to(device)
@@ -68,11 +59,7 @@ def layer_statistics(frontend, ds: DatasetFolder, keys: list[str], infos: dict, 
                      max_sec: float = 0.0, device: str = "cpu", progress: bool = True,
                      desc: str = "statistics") -> tuple[list[str], np.ndarray]:
     """One encoder pass per utterance → ``(sorted keys, stats (N, L, 2D) float32)``."""
-    from .backends.stats import utterance_stats
-
     keys = sorted(set(keys))
-    from .frontends.whisper import WhisperFrontend
-
     if max_sec <= 0 and isinstance(frontend, WhisperFrontend):
         max_sec = 30.0  # Whisper's positional table ends at 30 s
     durs = [min(infos[k].duration, max_sec) if max_sec else infos[k].duration for k in keys]
@@ -98,7 +85,6 @@ def layer_statistics(frontend, ds: DatasetFolder, keys: list[str], infos: dict, 
 def existing_cache(frontend, frontend_name: str, ds: DatasetFolder, root: str | Path = "", dtype: str = "float16"):
     """The feature cache ``layersv cache`` (or ``fit`` with ``cache: true``) built for this frontend and dataset,
     opened read-only, or None (:func:`layersv.frontends.cache.open_existing`; shards are never rebuilt here)."""
-    from .frontends.cache import open_existing
 
     return open_existing(frontend, frontend_name, ds, root or Path(ds.root) / ".layersv_cache", dtype)
 
@@ -109,9 +95,6 @@ def statistics(frontend, frontend_name: str, ds: DatasetFolder, keys: list[str],
     """Per-layer statistics ``(sorted keys, (N, L, 2D))``: read from an existing feature cache for the keys it
     holds (unchanged audio, and only when ``max_sec`` is 0: the cache holds full utterances), the rest
     computed by :func:`layer_statistics`."""
-    from .backends.stats import utterance_stats
-    from .frontends.cache import audio_stamp
-
     keys = sorted(set(keys))
     cache = existing_cache(frontend, frontend_name, ds, cache_dir) if use_cache and not max_sec else None
     have: dict[str, np.ndarray] = {}
@@ -140,8 +123,6 @@ def cosine_trials(vectors: np.ndarray, index: dict[str, int], trials: Trials) ->
 def score_layers(stats: np.ndarray, index: dict[str, int], train_rows: list[tuple[str, str]],
                  trials: dict[str, Trials], pca_dim: int = 0, lda: bool = True) -> list[dict]:
     """Per layer: whitening fitted on the training rows, metrics of every split's trials."""
-    from .whitening import fit_whitening
-
     tr_idx = [index[p] for p, _ in train_rows]
     spk = [s for _, s in train_rows]
     rows = []

@@ -1,4 +1,4 @@
-"""Inference: embed audio files of any length, and verify a pair with a run's stored scoring state.
+"""Embeddings of waveforms and audio files of any length (inference: ``layersv embed``, verify, enrol).
 
 Long files are cut into ``chunk_sec`` windows (default 20 s) overlapping by ``overlap_sec``;
 the last window is aligned to the end of the file so every window has the same length and
@@ -9,14 +9,19 @@ window embeddings, re-normalised (raw norm: the mean raw norm).  Files of at mos
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from .data.audio import AudioError, load_audio
+from ..data.audio import AudioError, audio_info, load_audio
+from ..model import load_model
+from ..utils import atomic_write_bytes
+from .run_cache import crop_starts
 
 MIN_SEC = 0.5  # shorter input is refused: too few frames for a meaningful embedding
 LIST_SUFFIXES = (".txt", ".lst", ".list", ".scp")
@@ -44,8 +49,6 @@ def embed_waveform(model, wav: np.ndarray, sample_rate: int, chunk_sec: float = 
 
     ``n_crops`` > 0 uses the evaluation's ECAPA-style crops instead of chunks.
     """
-    from .embed_cache import crop_starts
-
     n = len(wav)
     if n_crops:
         win = min(n, int(round(crop_sec * sample_rate)))
@@ -71,11 +74,20 @@ def embed_file_full(model, path: str | Path, chunk_sec: float = 20.0, overlap_se
                     n_crops: int = 0, crop_sec: float = 3.0, min_sec: float = MIN_SEC) -> FileEmbedding:
     """Embed one audio file; raises :class:`AudioError` naming the file if missing, corrupt or too short."""
     sr = int(getattr(model, "sample_rate", 16000))
-    wav = load_audio(path, sr, min_duration_s=min_sec)
+    wav = load_audio(path, sr, min_duration_sec=min_sec)
     if not np.any(wav):
         raise AudioError(f"{path}: digital silence (all samples are zero)")
     e, norm = embed_waveform(model, wav, sr, chunk_sec, overlap_sec, n_crops, crop_sec)
     return FileEmbedding(e, norm, len(wav) / sr)
+
+
+def embed_file(model, path: str | Path, chunk_sec: float = 20.0, overlap_sec: float = 2.0) -> np.ndarray:
+    """L2-normalised embedding ``(E,)`` of an audio file of any length (was ``SpeakerEncoder.embed_file``).
+
+    Files longer than ``chunk_sec`` are embedded in overlapping windows whose embeddings are averaged;
+    unreadable or too short files raise AudioError.
+    """
+    return embed_file_full(model, path, chunk_sec, overlap_sec).embedding
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -106,17 +118,8 @@ def embed_files(run: str | Path, items: list[str], out: str | Path, device: str 
     ``raw_norms (N,)`` and ``durations (N,)`` seconds.  Every file is checked first; one error
     lists all unreadable ones.
     """
-    import io
-
-    from tqdm.auto import tqdm
-
-    from .model import load_model
-    from .utils import atomic_write_bytes
-
     paths = expand_inputs(items)
     problems = []
-    from .data.audio import audio_info
-
     for p in paths:
         try:
             audio_info(p)
@@ -134,75 +137,8 @@ def embed_files(run: str | Path, items: list[str], out: str | Path, device: str 
     return out
 
 
-def verify(run: str | Path, a: str | Path, b: str | Path, p_target: float = 0.01, device: str = "cpu") -> dict:
-    """Score one pair with the run's model and stored scoring state (``layersv verify``).
-
-    Returns ``{"score", "stage", "calibrated", "threshold", "threshold_kind", "accept",
-    "posterior" (calibrated only), "p_target", "stages", "durations"}``.  A run without a
-    calibrator gives its last normalised stage (``cosine``/``mean_sub``/``asnorm``) and decides at
-    that stage's validation EER threshold; a run never evaluated (no ``calibration.json``) gives
-    the raw cosine with ``accept = None`` (no operating point is known).
-    """
-    from .data.folder import Trials
-    from .embed import Embeddings
-    from .model import load_model
-
-    run = Path(run)
-    model = load_model(run, device)  # first: refuses a missing or pickled model before anything else
-    pipe, stored = scoring_state(run)
-    fa, fb = embed_for_scoring(model, a, pipe), embed_for_scoring(model, b, pipe)
-    emb = Embeddings(["a", "b"], np.stack([fa.embedding, fb.embedding]), np.array([fa.raw_norm, fb.raw_norm]))
-    trials = Trials(np.zeros(1, dtype=np.int64), ["a"], ["b"])
-    stages = pipe.score(emb, trials, np.array([fa.duration, fb.duration]))
-    stage = pipe.final_stage
-    score = float(stages[stage][0])
-    out = {"stage": stage, "score": score, "p_target": p_target,
-           "stages": {k: float(v[0]) for k, v in stages.items()}, "durations": [fa.duration, fb.duration]}
-    out.update(decide(pipe, score, p_target, stored, run))
-    return out
-
-
-def scoring_state(run: str | Path):
-    """``(ScoringPipeline, stored)``: the run's fitted scoring state, or a bare cosine one (``stored`` False)."""
-    from .scoring.pipeline import ScoringPipeline
-
-    pipe = ScoringPipeline.load(run)
-    return (pipe, True) if pipe is not None else (ScoringPipeline(), False)
-
-
 def embed_for_scoring(model, path: str | Path, pipe) -> FileEmbedding:
-    """Embed a file the way the run's stored scoring state expects (its crops settings, if any)."""
+    """Embed a file the way the run's stored scoring state ``pipe`` (a ScoringPipeline) expects: its
+    ``extraction`` settings (crops, if any)."""
     ex = pipe.extraction
     return embed_file_full(model, path, n_crops=int(ex.get("n_crops", 0)), crop_sec=float(ex.get("crop_sec", 3.0)))
-
-
-def decide(pipe, score: float | np.ndarray, p_target: float = 0.01, stored: bool = True,
-           run: str | Path = "RUN") -> dict:
-    """The run's operating point applied to final-stage ``score`` (a float, or ``(N,)`` for many trials).
-
-    Returns ``{"calibrated", "threshold", "threshold_kind", "accept", "posterior" (calibrated only)}``:
-    a calibrated run decides at the Bayes threshold of the LLR at ``p_target``; otherwise at the
-    final stage's validation EER threshold; ``accept`` is ``None`` when no threshold is stored.
-    """
-    from .scoring.calibration import posterior
-
-    s = np.asarray(score, dtype=np.float64)
-    out = {"calibrated": pipe.calibrator is not None}
-    if pipe.calibrator is not None:
-        from .metrics import bayes_threshold
-
-        out["threshold"] = bayes_threshold(p_target)
-        out["threshold_kind"] = f"Bayes threshold of the LLR at p_target {p_target:g}"
-        p = posterior(s, p_target)
-        out["posterior"] = float(p) if p.ndim == 0 else p
-    else:
-        thr = pipe.thresholds.get("eer_valid", {}).get(pipe.final_stage)
-        out["threshold"] = None if thr is None else float(thr)
-        out["threshold_kind"] = (f"EER threshold of {pipe.final_stage} on validation trials" if thr is not None else
-                                 "none stored" + ("" if stored else f" (run `layersv eval {run}` first)"))
-    if out["threshold"] is None:
-        out["accept"] = None
-    else:
-        acc = s >= out["threshold"]
-        out["accept"] = bool(acc) if acc.ndim == 0 else acc
-    return out

@@ -2,16 +2,16 @@
 
 1. Per-layer statistics (masked mean ‖ std) of the training utterances and of the validation
    trials' utterances, one frozen-encoder pass per utterance (or read from an existing
-   ``layersv cache`` of the encoder: :func:`layersv.probe.statistics`).
+   ``layersv cache`` of the encoder: :func:`layersv.analysis.probe.statistics`).
 2. Layer choice: ``--layers 1,2`` uses those hidden states; ``--layers auto`` (the default of the
-   built-in ``Stats`` config) probes every layer (:mod:`layersv.probe`) and selects greedily on the
+   built-in ``Stats`` config) probes every layer (:mod:`layersv.analysis.probe`) and selects greedily on the
    **validation** trials: the best single layer, then the next-best layers by the probe's ranking
    while adding one lowers the validation EER of the concatenation (at most ``MAX_AUTO_LAYERS``).
 3. :meth:`layersv.backends.stats.Stats.fit_whitening` on the training statistics only.
 4. A normal run folder: config.yaml (with the resolved layers and ``embedding_dim``), training.log,
-   metrics.csv (one row), model_best = model_last (safetensors + JSON), layer_selection.json, and the test report
-   through :func:`layersv.evaluate.evaluate_split` (the test utterances are embedded by the saved
-   model from waveforms, as ``layersv eval`` does).
+   metrics.csv (one row), model_best = model_last (safetensors + JSON), layer_selection.json; then
+   :func:`layersv.runs.fit` writes the test report through :func:`layersv.runs.evaluate.evaluate_split`
+   (the test utterances are embedded by the saved model from waveforms, as ``layersv eval`` does).
 
 Training utterances and evaluation utterances are cut to ``data.eval_max_sec`` when it is > 0.
 When the statistics come from an fp16 feature cache, the transform is fitted on statistics of
@@ -27,10 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import metrics
-from .config import Config, ConfigError, save_config, to_dict
-from .data.folder import check_dataset, open_dataset
-from .utils import atomic_write_text, seed_everything, setup_run_logger
+from .. import metrics
+from ..analysis.probe import best_layers, cosine_trials, frozen_frontend, score_layers, statistics
+from ..backends.stats import Stats
+from ..config import Config, ConfigError, save_config, to_dict
+from ..data.dataset_folder import DatasetFolder
+from ..model import SpeakerEncoder, save_model
+from ..utils import atomic_write_text
+from ..whitening import fit_whitening
+from .folder import Run, open_run, write_metrics
 
 MAX_AUTO_LAYERS = 4
 
@@ -46,9 +51,6 @@ def _layer_spec(cfg: Config) -> list[int] | None:
 
 
 def _valid_eer(stats: np.ndarray, index: dict, train_rows, trials, cols: list[int], backend_args: dict) -> float:
-    from .probe import cosine_trials
-    from .whitening import fit_whitening
-
     x = stats[:, cols].reshape(len(stats), -1).astype(np.float64)
     w = fit_whitening(x[[index[p] for p, _ in train_rows]], [s for _, s in train_rows],
                       pca_dim=backend_args.get("pca_dim", 0), lda=backend_args.get("lda", True),
@@ -76,39 +78,10 @@ def select_layers(stats: np.ndarray, index: dict, train_rows, trials, ranking: l
     return chosen, steps
 
 
-def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: str = "",
-              infos: dict | None = None) -> Path:
-    """Fit the ``Stats`` backend of ``cfg`` into ``run_dir``; returns the run folder."""
-    from .backends.stats import Stats
-    from .evaluate import evaluate_split
-    from .model import SpeakerEncoder, save_model
-    from .probe import best_layers, frozen_frontend, score_layers, statistics
-    from .train import write_metrics
-
-    t0 = time.time()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "scores").mkdir(exist_ok=True)
-    log = setup_run_logger(run_dir)
-    seed_everything(cfg.seed)
-    if command:
-        log.info(f"USING COMMAND: {command}")
-    spec = _layer_spec(cfg)
-    ds = open_dataset(cfg.data.data_dir)
-    splits = ("valid",) if cfg.train.skiptest else ("valid", "test")
-    infos = infos if infos is not None else check_dataset(ds, splits)  # train.fit checked it already
-    train_rows = ds.train
-    if cfg.data.max_train_utts and len(train_rows) > cfg.data.max_train_utts:
-        idx = np.random.default_rng(cfg.seed).choice(len(train_rows), cfg.data.max_train_utts, replace=False)
-        train_rows = [train_rows[i] for i in sorted(idx)]
-    valid = ds.trials("valid")
-    log.info(f"dataset {ds.name}: {len(train_rows)} training utterances, {len({s for _, s in train_rows})} speakers")
+def _choose_layers(cfg: Config, fr, stats: np.ndarray, index: dict, train_rows, valid, spec, log) -> tuple:
+    """Given layers (``spec``), or ``auto``: probe and select on validation → (frontend keeping only the
+    chosen states, stats ``(N, L', 2D)``, layer ids, layer_selection.json dict)."""
     fc = cfg.frontend
-    fr = frozen_frontend(fc.frontend, fc.backbone_cfg, spec or None, cfg.device, base=fc)
-    keys = [p for p, _ in train_rows] + valid.utterances
-    keys, stats = statistics(fr, fc.frontend, ds, keys, infos, True, fc.cache_dir, cfg.data.eval_batch_sec,
-                             cfg.data.eval_max_sec, cfg.device, progress)
-    index = {k: i for i, k in enumerate(keys)}
     ids = list(getattr(fr, "layer_ids", range(stats.shape[1])))
     selection: dict = {"mode": "auto" if spec is None else "given"}
     if spec is None:
@@ -121,6 +94,24 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
                                 "kept": s["kept"]} for s in steps])
         stats, ids = stats[:, cols], [ids[c] for c in cols]
         fr = frozen_frontend(fc.frontend, fc.backbone_cfg, ids, cfg.device, base=fc)  # only the chosen states
+    return fr, stats, ids, selection
+
+
+def fit_stats(cfg: Config, run_dir: str | Path, ds: DatasetFolder, infos: dict, progress: bool = True,
+              command: str = "") -> Run:
+    """Fit the ``Stats`` backend of ``cfg`` into ``run_dir`` → the opened :class:`Run` (evaluated by ``fit``)."""
+    t0 = time.time()
+    run_dir = Path(run_dir)
+    run = open_run(cfg, run_dir, ds, infos, command, save=False, log_config=False)
+    log, train_rows, spec = run.log, run.train_rows, _layer_spec(cfg)
+    valid = ds.trials("valid")
+    fc = cfg.frontend
+    fr = frozen_frontend(fc.frontend, fc.backbone_cfg, spec or None, cfg.device, base=fc)
+    keys = [p for p, _ in train_rows] + valid.utterances
+    keys, stats = statistics(fr, fc.frontend, ds, keys, infos, True, fc.cache_dir, cfg.data.eval_batch_sec,
+                             cfg.data.eval_max_sec, cfg.device, progress)
+    index = {k: i for i, k in enumerate(keys)}
+    fr, stats, ids, selection = _choose_layers(cfg, fr, stats, index, train_rows, valid, spec, log)
     selection["layers"] = ids
     log.info(f"Stats backend on hidden states {ids}")
     backend = Stats(len(ids), fr.dim, **{k: v for k, v in cfg.model.args.items() if k != "embedding_dim"})
@@ -136,8 +127,6 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     model = SpeakerEncoder(fr, backend, fc.frontend, "Stats", cfg.model.args)
     with torch.no_grad():
         emb = backend.project(torch.from_numpy(stats.reshape(len(stats), -1)).to(backend.mean.device))
-    from .probe import cosine_trials
-
     va = metrics.compute_all(cosine_trials(emb.cpu().numpy(), index, valid), valid.labels)
     selection.update(whitening=kind, embedding_dim=backend.embedding_dim, valid=va)
     atomic_write_text(run_dir / "layer_selection.json", json.dumps(selection, indent=2) + "\n")
@@ -149,6 +138,5 @@ def fit_stats(cfg: Config, run_dir: str | Path, progress: bool = True, command: 
     write_metrics(run_dir, [{"cycle": 1, "step": 0, "valid_eer": va["eer"], "valid_min_dcf_0.01": va["min_dcf_0.01"],
                              "valid_min_dcf_0.05": va["min_dcf_0.05"], "best_valid_eer": va["eer"],
                              "elapsed_s": time.time() - t0}])
-    if not cfg.train.skiptest:
-        evaluate_split(run_dir, cfg, ds, infos, train_rows, device=cfg.device, progress=progress, log=log)
-    return run_dir
+    run.selected = {"step": 0, "valid": va}
+    return run

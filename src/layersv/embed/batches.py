@@ -1,6 +1,11 @@
-"""Batched embedding extraction of full utterances, length-bucketed (not batch 1 as in the seeds)."""
+"""Batched embedding extraction of full utterances, length-bucketed (not batch 1 as in the seeds).
+
+:class:`Embeddings` is the one container every road returns: ``keys`` (N,) + unit-norm ``matrix (N, E)``.
+"""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import torch
@@ -8,9 +13,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data.audio import AudioInfo
-from .data.dataset import ListSampler, Utterances, collate, length_buckets
-from .data.folder import DatasetFolder
+from .. import distributed as dist
+from ..data.audio import AudioInfo
+from ..data.dataset import ListSampler, Utterances, collate, length_buckets
+from ..data.dataset_folder import DatasetFolder
+from ..utils import atomic_write_bytes
 
 
 class Embeddings:
@@ -26,10 +33,6 @@ class Embeddings:
         return np.fromiter((self.index[k] for k in keys), dtype=np.int64, count=len(keys))
 
     def save(self, path) -> None:
-        import io
-
-        from .utils import atomic_write_bytes
-
         buf = io.BytesIO()
         np.savez(buf, keys=np.asarray(self.keys), matrix=self.matrix,
                  raw_norms=self.raw_norms if self.raw_norms is not None else np.zeros(0))
@@ -44,19 +47,17 @@ class Embeddings:
 
 @torch.no_grad()
 def extract_embeddings(model: torch.nn.Module, ds: DatasetFolder, keys: list[str], infos: dict[str, AudioInfo],
-                       batch_sec: float = 120.0, max_s: float = 0.0, device: str = "cpu", workers: int = 0,
+                       batch_sec: float = 120.0, max_sec: float = 0.0, device: str = "cpu", workers: int = 0,
                        progress: bool = True, desc: str = "embed", distributed: bool = False) -> Embeddings:
     """Embed every utterance in ``keys`` (relative paths) with ``model`` in eval mode.
 
     Utterances are sorted by duration and batched so that ``batch · longest ≤ batch_sec``
-    seconds; ``max_s`` > 0 keeps only the first ``max_s`` seconds of each.  With
+    seconds; ``max_sec`` > 0 keeps only the first ``max_sec`` seconds of each.  With
     ``distributed`` under torchrun, each rank embeds its share and the results are gathered.
     """
-    from . import distributed as dist
-
     keys = sorted(set(keys))
     if distributed and dist.world_size() > 1:
-        part = extract_embeddings(model, ds, keys[dist.rank() :: dist.world_size()], infos, batch_sec, max_s, device,
+        part = extract_embeddings(model, ds, keys[dist.rank() :: dist.world_size()], infos, batch_sec, max_sec, device,
                                   workers, progress, desc)
         parts = dist.gather_objects((part.keys, part.matrix, part.raw_norms))
         ks = [k for p in parts for k in p[0]]
@@ -65,10 +66,10 @@ def extract_embeddings(model: torch.nn.Module, ds: DatasetFolder, keys: list[str
         return Embeddings([ks[i] for i in order], mat[order], nrm[order])
     if not keys:
         return Embeddings([], np.zeros((0, model.embedding_dim), np.float32), np.zeros(0, np.float32))
-    durs = [min(infos[k].duration, max_s) if max_s else infos[k].duration for k in keys]
+    durs = [min(infos[k].duration, max_sec) if max_sec else infos[k].duration for k in keys]
     batches = length_buckets(durs, batch_sec)
     sr = getattr(model, "sample_rate", 16000)
-    dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr, max_s)
+    dset = Utterances([(str(ds.abspath(k)), k) for k in keys], sr, max_sec)
     loader = DataLoader(dset, batch_sampler=ListSampler(batches), collate_fn=collate, num_workers=workers)
     was_training = model.training
     model.eval()

@@ -6,12 +6,20 @@ training run's for it to find them (``train --cache true --aug_prob 0.6 --augmen
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..config import ConfigError, DataConfig, FrontendConfig, coerce
+from ..distributed import on_ranks
+from ..frontends import guess_frontend
+from ..frontends.cache_build import build_dataset_cache
+
 
 def add_parsers(sub) -> None:
     c = sub.add_parser("cache", help="cache a frozen encoder's hidden states for a dataset folder")
     c.add_argument("data", help="dataset folder")
     c.add_argument("--backbone_cfg", required=True, help="HF hub id, local directory or tiny-<family>")
-    c.add_argument("--frontend", default="ssl", help="frontend registry key (ssl, whisper, fbank, ...)")
+    c.add_argument("--frontend", default="auto", help="frontend registry key (ssl, whisper, fbank, ...) or auto "
+                   "(whisper if the checkpoint is one, else ssl; as `layersv probe`)")
     c.add_argument("--layers", default="", help="comma-separated hidden-state indices (default: all)")
     c.add_argument("--dtype", default="float16", choices=["float16", "float32"])
     c.add_argument("--cache_dir", default="", help="default <data>/.layersv_cache")
@@ -27,23 +35,18 @@ def add_parsers(sub) -> None:
     c.add_argument("--aug", action="append", default=[], metavar="KEY=VALUE",
                    help="augmentation setting of the copies, a DataConfig key (repeatable), e.g. "
                         "--aug aug_kinds=sim_reverb,colored_noise,speaker_babble,telephone --aug noise_snr=[0,15]")
+    c.set_defaults(handler=cmd_cache)
 
 
-def run(a) -> int | None:
-    if a.command != "cache":
-        return None
-    from .config import FrontendConfig
-    from .frontends.cache import build_dataset_cache
-
+def cmd_cache(a) -> int:
     try:
         layers = [int(x) for x in a.layers.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"--layers: expected comma-separated integers, got {a.layers!r}") from None
-    cfg = FrontendConfig(frontend=a.frontend, backbone_cfg=a.backbone_cfg, layers=layers, cache_dtype=a.dtype,
+    frontend = guess_frontend(a.backbone_cfg) if a.frontend == "auto" else a.frontend
+    cfg = FrontendConfig(frontend=frontend, backbone_cfg=a.backbone_cfg, layers=layers, cache_dtype=a.dtype,
                          augment_copies=a.augment_copies, augment_seed=a.augment_seed)
-    from .distributed import on_ranks  # torchrun: every rank encodes its share, rank 0 writes the index
-
-    with on_ranks(a.device) as (device, main):
+    with on_ranks(a.device) as (device, main):  # torchrun: every rank encodes its share, rank 0 writes the index
         c = build_dataset_cache(a.data, cfg, a.cache_dir, tuple(s for s in a.splits.split(",") if s),
                                 device, not a.no_progress and main, data_cfg=aug_data_config(a.data, a.aug),
                                 shard_utts=a.shard_utts)
@@ -59,10 +62,6 @@ def run(a) -> int | None:
 
 def aug_data_config(data_dir: str, settings: list[str]):
     """A ``DataConfig`` for the augmented copies: ``KEY=VALUE`` settings, type-checked like ``--key value``."""
-    from pathlib import Path
-
-    from .config import ConfigError, DataConfig, coerce
-
     cfg = DataConfig(data_dir=str(Path(data_dir).resolve()))
     for kv in settings:
         key, sep, value = kv.partition("=")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..analysis.layer_usage import layer_usage
+from ..analysis.probe import probe_dataset, probe_markdown
+
 
 def _int_list(s: str, flag: str) -> list[int]:
     try:
@@ -25,6 +30,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--cache_dir", default="", help="where `layersv cache` wrote it (default <data>/.layersv_cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(handler=cmd_probe)
 
     la = sub.add_parser("layers", help="which hidden states a trained run's backend uses")
     la.add_argument("run", help="run folder (model_best.json, config.yaml)")
@@ -33,31 +39,24 @@ def add_parsers(sub) -> None:
     la.add_argument("--heat_utts", type=int, default=4, help="validation utterances drawn in the layer x time "
                     "heat map (frame-level layer attention)")
     la.add_argument("--device", default="cpu")
+    la.set_defaults(handler=cmd_layers)
 
 
-def run(a) -> int | None:
-    if a.command == "probe":
-        from pathlib import Path
+def cmd_probe(a) -> int:
+    out = a.out or str(Path(a.data) / f"probe-{Path(a.backbone_cfg.rstrip('/')).name}")
+    r = probe_dataset(a.data, a.backbone_cfg, out, a.frontend, _int_list(a.layers, "--layers") or None,
+                      a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, not a.no_cache, a.cache_dir, a.device,
+                      not a.no_progress)
+    print(probe_markdown(r))
+    print(f"written: {out}/probe.json, probe.md, probe.png")
+    return 0
 
-        from .probe import probe_dataset
 
-        out = a.out or str(Path(a.data) / f"probe-{Path(a.backbone_cfg.rstrip('/')).name}")
-        r = probe_dataset(a.data, a.backbone_cfg, out, a.frontend, _int_list(a.layers, "--layers") or None,
-                          a.pca_dim, not a.no_lda, a.batch_sec, a.max_sec, not a.no_cache, a.cache_dir, a.device,
-                          not a.no_progress)
-        from .probe import probe_markdown
-
-        print(probe_markdown(r))
-        print(f"written: {out}/probe.json, probe.md, probe.png")
-        return 0
-    if a.command == "layers":
-        from .layer_usage import layer_usage
-
-        r = layer_usage(a.run, a.out or None, a.max_utts, a.device, a.heat_utts)
-        kv = "key_weights" in r  # MHFA: its key and value aggregators
-        for n, i in enumerate(r["layer_ids"]):
-            extra = f"   key {r['key_weights'][n]:.4f}  value {r['value_weights'][n]:.4f}" if kv else ""
-            print(f"hidden state {i:3d}: {r['weights'][n]:.4f}{extra}")
-        print(f"written: {a.out or a.run}/layers.json, layers.png" + (", layers_time.png" if "heat_map" in r else ""))
-        return 0
-    return None
+def cmd_layers(a) -> int:
+    r = layer_usage(a.run, a.out or None, a.max_utts, a.device, a.heat_utts)
+    kv = "key_weights" in r  # MHFA: its key and value aggregators
+    for n, i in enumerate(r["layer_ids"]):
+        extra = f"   key {r['key_weights'][n]:.4f}  value {r['value_weights'][n]:.4f}" if kv else ""
+        print(f"hidden state {i:3d}: {r['weights'][n]:.4f}{extra}")
+    print(f"written: {a.out or a.run}/layers.json, layers.png" + (", layers_time.png" if "heat_map" in r else ""))
+    return 0
