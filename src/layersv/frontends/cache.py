@@ -378,7 +378,7 @@ def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Pat
                     keys: list[str] | None = None) -> "FeatureCache | None":
     """For a frontend that keeps a subset of an encoder's hidden states (``frontend.layers``): a view on
     those states of the all-layers cache of the same encoder (what ``layersv cache`` writes), when it
-    exists and holds ``keys``; else None.  Saves encoding the corpus again for every layer subset."""
+    exists and holds ``keys`` with their audio unchanged (size, mtime); else None.  Saves encoding the corpus again for every layer subset."""
     ids = list(getattr(frontend, "layer_ids", []))
     hf = getattr(getattr(frontend, "encoder", None), "config", None)
     n = getattr(hf, "encoder_layers", None) or getattr(hf, "num_hidden_layers", 0)
@@ -389,7 +389,7 @@ def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Pat
         full = open_existing(frontend, frontend_name, ds, root, dtype)
     finally:
         frontend.layer_ids = ids
-    if full is None or (keys is not None and any(k not in full for k in keys)):
+    if full is None or (keys is not None and not full.fresh(keys, ds)):  # every key cached, its audio unchanged
         return None
     return full.select_layers(ids)
 
