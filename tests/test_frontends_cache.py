@@ -290,6 +290,12 @@ def test_a_layer_subset_reads_the_all_layers_cache(tiny_data, tmp_path):
     np.testing.assert_array_equal(view.get(keys[1]), full.get(keys[1])[[0, 2]])
     assert all_layers_view(frozen(layers=[0, 2]), "ssl", ds, tmp_path / "c", "float32", [p for p, _ in ds.train]) is None
     assert all_layers_view(frozen(), "ssl", ds, tmp_path / "c", "float32", keys) is None  # all layers: the cache itself
+    st = os.stat(ds.abspath(keys[0]))
+    try:  # audio touched since it was cached: stale, not read
+        os.utime(ds.abspath(keys[0]), ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        assert all_layers_view(frozen(layers=[0, 2]), "ssl", ds, tmp_path / "c", "float32", keys) is None
+    finally:
+        os.utime(ds.abspath(keys[0]), ns=(st.st_atime_ns, st.st_mtime_ns))
 
     common = dict(frz_pretrain="true", cache="true", nb_total_step=2, nb_steps_eval=2, skiptest="true",
                   cache_dir=str(tmp_path / "run_cache"), cache_dtype="float16")
