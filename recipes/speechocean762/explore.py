@@ -104,7 +104,8 @@ class SmallASTP(nn.Module):
         super().__init__()
         self.lw = nn.Parameter(torch.zeros(n_layers))
         self.norm = nn.BatchNorm1d(dim, affine=False) if norm else None
-        self.inp = nn.Sequential(nn.Linear(dim, c), nn.ReLU(), nn.Dropout(drop))
+        self.inp = nn.Sequential(nn.Linear(dim, c), nn.ReLU(), nn.Dropout(drop)) if c else nn.Dropout(drop)
+        c = c or dim  # c = 0: no frame projection, attentive statistics of the (normalised) layer mixture
         self.att = nn.Sequential(nn.Linear(c, 128), nn.Tanh(), nn.Linear(128, 1))
         self.bn = nn.BatchNorm1d(2 * c)
         self.out = nn.Linear(2 * c, emb)
