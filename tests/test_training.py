@@ -145,9 +145,9 @@ def test_valid_scoring_plda_selects_on_plda_scores(tiny_data, tmp_path):
     scores the validation trials with it; the logged validation EER is that of the PLDA scores."""
     from layersv import metrics
     from layersv.data.dataset_folder import check_dataset, open_dataset
-    from layersv.scoring.plda import PLDA, plda_scores
+    from layersv.scoring.plda import PLDA, plda_scores, plda_training_rows
     from layersv.runs.folder import training_rows
-    from layersv.train import _plda_rows, validate
+    from layersv.train import validate
 
     cfg = tiny_config(tiny_data, valid_scoring="plda", nb_total_step=2, skiptest=True)
     run = fit(cfg, tmp_path / "r", progress=False)
@@ -163,7 +163,8 @@ def test_valid_scoring_plda_selects_on_plda_scores(tiny_data, tmp_path):
     # by hand: PLDA on the training rows' embeddings, then the trial scores
     from layersv.train import _embed_for_validation
 
-    tr_rows = _plda_rows(training_rows(cfg, ds), cfg)
+    e = cfg.eval
+    tr_rows = plda_training_rows(training_rows(cfg, ds), e.plda_speakers, e.plda_utts_per_speaker, cfg.seed)
     tr = _embed_for_validation(model, ds, [p for p, _ in tr_rows], infos, cfg, "cpu", False, "train")
     spk = dict(tr_rows)
     labels = [spk[k] for k in tr.keys]

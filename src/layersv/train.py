@@ -38,7 +38,7 @@ from .embed.batches import extract_embeddings
 from .embed.hidden import hidden_state_embeddings
 from .model import SpeakerEncoder, save_model
 from .scoring import cosine_scores
-from .scoring.plda import PLDA, plda_scores
+from .scoring.plda import fit_speaker_plda, plda_scores, plda_training_rows
 from .utils import rng_state
 
 @dataclass
@@ -201,26 +201,17 @@ def validate(model, ds: DatasetFolder, infos, cfg: Config, device: str, progress
     trials = ds.trials(split)
     emb = _embed_for_validation(model, ds, trials.utterances, infos, cfg, device, progress, split, cache)
     if cfg.train.valid_scoring == "plda":
-        rows = _plda_rows(train_rows if train_rows is not None else ds.train, cfg)
+        e = cfg.eval
+        rows = plda_training_rows(train_rows if train_rows is not None else ds.train, e.plda_speakers,
+                                  e.plda_utts_per_speaker, cfg.seed)
         tr = _embed_for_validation(model, ds, [p for p, _ in rows], infos, cfg, device, progress, "train", cache)
         spk_of = dict(rows)
-        labels = [spk_of[k] for k in tr.keys]
-        plda = PLDA.fit(tr.matrix, labels, dim=min(tr.matrix.shape[1], len(set(labels)) - 1))
+        plda = fit_speaker_plda(tr.matrix, [spk_of[k] for k in tr.keys], e.plda_dim)
         return metrics.compute_all(plda_scores(plda, emb, trials), trials.labels)
     return metrics.compute_all(cosine_scores(emb, trials), trials.labels)
 
 
 VALID_SCORINGS = ("cosine", "plda")
-
-
-def _plda_rows(rows: list[tuple[str, str]], cfg: Config) -> list[tuple[str, str]]:
-    """Up to ``eval.plda_utts_per_speaker`` utterances (the first, sorted) of every training speaker
-    with two or more; deterministic, so every cycle fits its PLDA on the same utterances."""
-    by_spk: dict[str, list[str]] = {}
-    for p, s in sorted(set(rows)):
-        by_spk.setdefault(s, []).append(p)
-    n = cfg.eval.plda_utts_per_speaker
-    return [(p, s) for s, ps in by_spk.items() if len(ps) >= 2 for p in ps[:n]]
 
 
 def _embed_for_validation(model, ds: DatasetFolder, keys: list[str], infos, cfg: Config, device: str,

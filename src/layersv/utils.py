@@ -111,3 +111,10 @@ def lengths_to_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """``(batch,)`` valid lengths → ``(batch, max_len)`` bool mask, True on valid frames
     (shared by frontends and backends, so neither imports the other)."""
     return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def subsample(items: list, n: int, seed: int) -> list:
+    """Up to ``n`` of ``items`` (0 = all), drawn without replacement with ``seed``, in their order."""
+    if n and len(items) > n:
+        return [items[i] for i in sorted(np.random.default_rng(seed).choice(len(items), n, replace=False))]
+    return items

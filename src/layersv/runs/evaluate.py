@@ -39,8 +39,8 @@ from ..report import stage_metrics, write_report, write_scores
 from ..scoring.asnorm import prepare_cohort
 from ..scoring.calibration import FEATURE_SETS, fit_qmf
 from ..scoring.pipeline import ScoringPipeline
-from ..scoring.plda import PLDA
-from ..utils import setup_run_logger
+from ..scoring.plda import fit_speaker_plda, plda_training_rows
+from ..utils import setup_run_logger, subsample
 from .folder import load_run
 
 _log = logging.getLogger("layersv")
@@ -119,15 +119,9 @@ def _frontend_cache(fr, cfg: Config, ds: DatasetFolder):
     return open_existing(*args) or all_layers_view(*args)
 
 
-def _subsample(rows: list, n: int, seed: int) -> list:
-    if n and len(rows) > n:
-        return [rows[i] for i in sorted(np.random.default_rng(seed).choice(len(rows), n, replace=False))]
-    return rows
-
-
 def train_mean(embedder: _Embedder, ds: DatasetFolder, train_rows, infos, cfg: Config) -> np.ndarray:
     """Mean L2-normalised embedding of up to ``eval.mean_sub_utts`` training utterances → ``(E,)``."""
-    rows = _subsample(sorted({p for p, _ in train_rows}), cfg.eval.mean_sub_utts, cfg.seed)
+    rows = subsample(sorted({p for p, _ in train_rows}), cfg.eval.mean_sub_utts, cfg.seed)
     emb, _ = embedder("train_mean", ds, rows, infos)
     return emb.matrix.astype(np.float64).mean(0).astype(np.float32)
 
@@ -148,26 +142,20 @@ def cohort_rows(ds: DatasetFolder, train_rows, cfg: Config) -> tuple[str, list[t
         spk = [spk[i] for i in sorted(rng.choice(len(spk), e.cohort_size, replace=False))]
     out = []
     for s in spk:
-        out += [(p, s) for p in _subsample(by_spk[s], e.cohort_utts_per_speaker, cfg.seed)]
+        out += [(p, s) for p in subsample(by_spk[s], e.cohort_utts_per_speaker, cfg.seed)]
     return ("cohort.csv" if use_csv else "train"), out
 
 
 def fit_plda(embedder: _Embedder, cfg: Config, ds: DatasetFolder, train_rows, infos):
     """Two-covariance PLDA on training embeddings: up to ``plda_speakers`` × ``plda_utts_per_speaker``."""
     e = cfg.eval
-    by_spk: dict[str, list[str]] = {}
-    for p, s in sorted(set(train_rows)):
-        by_spk.setdefault(s, []).append(p)
-    spk = [s for s in sorted(by_spk) if len(by_spk[s]) >= 2]
-    spk = _subsample(spk, e.plda_speakers, cfg.seed + 2)
-    rows = [(p, s) for s in spk for p in _subsample(by_spk[s], e.plda_utts_per_speaker, cfg.seed)]
-    if len(spk) < 2:
+    rows = plda_training_rows(train_rows, e.plda_speakers, e.plda_utts_per_speaker, cfg.seed)
+    if len({s for _, s in rows}) < 2:
         raise ValueError(f"{ds.root}: PLDA needs training speakers with two or more recordings each "
-                         f"({len(spk)} found); drop --score_plda")
+                         f"({len({s for _, s in rows})} found); drop --score_plda")
     emb, _ = embedder("plda_train", ds, [p for p, _ in rows], infos)
     spk_of = dict(rows)
-    dim = e.plda_dim or min(emb.matrix.shape[1], len(spk) - 1)
-    return PLDA.fit(emb.matrix, [spk_of[k] for k in emb.keys], dim=dim)
+    return fit_speaker_plda(emb.matrix, [spk_of[k] for k in emb.keys], e.plda_dim)
 
 
 def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, train_rows, log) -> tuple:

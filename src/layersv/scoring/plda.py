@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils import subsample
+
 
 def _prep(x: np.ndarray, mean: np.ndarray, proj: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64) - mean
@@ -105,3 +107,19 @@ def plda_scores(plda: PLDA, emb, trials, chunk: int = 500_000) -> np.ndarray:
     for s in range(0, len(a), chunk):
         out[s : s + chunk] = plda.score_pairs(x[a[s : s + chunk]], x[b[s : s + chunk]])
     return out
+
+
+def plda_training_rows(rows, max_speakers: int, per_speaker: int, seed: int) -> list[tuple[str, str]]:
+    """The (path, speaker) rows a PLDA is fitted on: speakers with two or more recordings, up to
+    ``max_speakers`` of them × ``per_speaker`` recordings each (0 = all), drawn with ``seed``; the same
+    rule for ``layersv eval --score_plda`` and PLDA-scored validation (``train.valid_scoring plda``)."""
+    by_spk: dict[str, list[str]] = {}
+    for path, spk in sorted(set(rows)):
+        by_spk.setdefault(spk, []).append(path)
+    speakers = subsample([s for s in sorted(by_spk) if len(by_spk[s]) >= 2], max_speakers, seed + 2)
+    return [(path, s) for s in speakers for path in subsample(by_spk[s], per_speaker, seed)]
+
+
+def fit_speaker_plda(emb: np.ndarray, labels: list, dim: int = 0) -> PLDA:
+    """:meth:`PLDA.fit` with the default LDA size ``dim`` = min(embedding size, speakers − 1)."""
+    return PLDA.fit(emb, labels, dim=dim or min(emb.shape[1], len(set(labels)) - 1))
