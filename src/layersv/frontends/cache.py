@@ -40,6 +40,7 @@ from ..data.dataset import Batch, ListSampler, Utterances, collate, length_bucke
 from ..distributed import world_size
 from ..utils import atomic_write_text, file_sha256
 from .cache_ranks import build_on_ranks
+from .wrapper import FrontendWrapper
 
 FORMAT = "layersv-cache-1"
 DTYPES = {"float16": np.float16, "float32": np.float32}
@@ -325,18 +326,8 @@ def collate_hidden(items: list[tuple[np.ndarray, int, str]]) -> Batch:
                  [k for _, _, k in items])
 
 
-class CachedFrontend(nn.Module):
+class CachedFrontend(FrontendWrapper):
     """The real (frozen) frontend, bypassed for inputs that already are hidden states ``(B, L, T, D)``."""
-
-    def __init__(self, frontend: nn.Module):
-        super().__init__()
-        self.inner = frontend
-
-    def __getattr__(self, name):
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["inner"], name)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (x, lengths) if x.dim() == 4 else self.inner(x, lengths)

@@ -25,6 +25,7 @@ import torch.nn as nn
 from transformers.audio_utils import mel_filter_bank
 
 from ..utils import lengths_to_mask
+from .hidden_mask import time_masks
 
 
 class FbankFrontend(nn.Module):
@@ -113,12 +114,9 @@ class FbankFrontend(nn.Module):
         """Zero ``n`` random time spans (<= ``time_mask`` frames) and frequency bands (<= ``freq_mask`` bins)."""
         B, T, D = feats.shape
         n_t, w_t, n_f, w_f = self.masks
+        feats = time_masks(feats[:, None], lengths, n_t, w_t)[:, 0]
         keep = torch.ones_like(feats, dtype=torch.bool)
-        t_idx, f_idx = torch.arange(T, device=feats.device), torch.arange(D, device=feats.device)
-        for _ in range(n_t):
-            w = torch.randint(0, w_t + 1, (B,), device=feats.device)
-            start = (torch.rand(B, device=feats.device) * (lengths - w).clamp_min(1)).long()
-            keep &= ~((t_idx[None] >= start[:, None]) & (t_idx[None] < (start + w)[:, None]))[..., None]
+        f_idx = torch.arange(D, device=feats.device)
         for _ in range(n_f):
             w = torch.randint(0, w_f + 1, (B,), device=feats.device)
             start = (torch.rand(B, device=feats.device) * (D - w).clamp_min(1)).long()
