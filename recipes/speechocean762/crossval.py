@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from explore import SmallASTP, augment_frames, embed, load, pad, plda_eer  # noqa: E402
+from explore import SmallASTP, augment_frames, embed, load, pad, plda_eer, random_crops  # noqa: E402
 
 from layersv import metrics  # noqa: E402
 from layersv.heads import build_head  # noqa: E402
@@ -79,15 +79,7 @@ def trained_fold(feats, tr, te, spk, trials, a) -> dict:
     aug = SimpleNamespace(tmask=2, tmask_w=20, fnoise=0.0)
     for _ in range(a.steps):
         idx = rng.integers(0, len(tr), 64)
-        crops = []
-        for i in idx:
-            x = feats[tr[i]]
-            s = rng.integers(0, max(1, x.shape[1] - 100 + 1))
-            c = x[:, s : s + 100]
-            if c.shape[1] < 100:
-                c = np.concatenate([c, x[:, : 100 - c.shape[1]]], 1)
-            crops.append(c)
-        h, m = pad(crops, layers)
+        h, m = pad(random_crops(feats, [tr[i] for i in idx], 100, rng), layers)
         loss, _ = head(model(augment_frames(h, m, rng, aug), m), torch.from_numpy(lab[idx]))
         opt.zero_grad()
         loss.backward()

@@ -133,6 +133,19 @@ def pad(arrs, layers):
     return torch.from_numpy(h), torch.from_numpy(m)
 
 
+def random_crops(feats, keys, crop, rng) -> list[np.ndarray]:
+    """One random ``crop``-frame window ``(L, crop, D)`` of each utterance, wrapped when shorter."""
+    out = []
+    for k in keys:
+        x = feats[k]
+        s = rng.integers(0, max(1, x.shape[1] - crop + 1))
+        c = x[:, s : s + crop]
+        if c.shape[1] < crop:
+            c = np.concatenate([c, x[:, : crop - c.shape[1]]], 1)  # wrap
+        out.append(c)
+    return out
+
+
 @torch.no_grad()
 def embed(model, feats, keys, layers, bs=16, pooled=False):
     """Full-utterance embeddings (N, E), length-normalised; ``pooled``: also the raw pooled layer (N, 2C)."""
@@ -269,16 +282,7 @@ def main():
     best = (e0, 0)
     for step in range(1, a.steps + 1):
         idx = rng.integers(0, len(tr_keys), a.bs)
-        crops = []
-        for i in idx:
-            x = feats[tr_keys[i]]
-            T = x.shape[1]
-            s = rng.integers(0, max(1, T - a.crop + 1))
-            c = x[:, s : s + a.crop]
-            if c.shape[1] < a.crop:
-                c = np.concatenate([c, x[:, : a.crop - c.shape[1]]], 1)  # wrap
-            crops.append(c)
-        h, m = pad(crops, layers)
+        h, m = pad(random_crops(feats, [tr_keys[i] for i in idx], a.crop, rng), layers)
         h = augment_frames(h, m, rng, a)
         y = torch.from_numpy(lab[idx])
         loss, logits = head(model(h, m), y)
