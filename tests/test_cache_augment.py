@@ -160,3 +160,18 @@ def test_cli_cache_augment_copies(tiny_data, tmp_path, capsys):
     assert "augmented copy 1" in out and "colored_noise, telephone" in out and "24 utterances" in out
     assert main(base + ["--augment_copies", "1", "--aug", "snr=3"]) == 2
     assert main(base + ["--augment_copies", "1", "--aug", "aug_kinds=echo"]) == 2
+
+
+def test_layer_subset_reads_the_all_layers_copy(tiny_data, tmp_path, counting):
+    """A backend on some hidden states (``frontend.layers``) reads them from the copies `layersv cache`
+    wrote for every state, instead of encoding the corpus again."""
+    ds, rows, fr, clean = _setup(tiny_data, tmp_path)
+    full = _copies(fr, ds, rows, tmp_path, 1)
+    built = len(counting)
+    torch.manual_seed(0)
+    enc, norm = load_hf_encoder("tiny-wavlm")
+    sub = SSLFrontend(enc, do_normalize=norm, freeze=True, layers=[0, 2])
+    view = _copies(sub, ds, rows, tmp_path, 1)
+    assert len(counting) == built  # nothing encoded
+    key = rows[1][0]
+    np.testing.assert_array_equal(view[0].get(key), full[0].get(key)[[0, 2]])

@@ -56,6 +56,23 @@ def test_tiny_whisper_shapes_lengths_and_padding():
             torch.testing.assert_close(hb[i : i + 1, :, : ls.item()], hs, rtol=1e-4, atol=1e-4)
 
 
+def test_layer_subset_equals_full_states_and_skips_the_layers_above():
+    torch.manual_seed(0)
+    enc = load_whisper_encoder("tiny-whisper").eval()
+    wav, n = torch.from_numpy(speechlike(16000))[None], torch.tensor([16000])
+    with torch.no_grad():
+        full, _ = WhisperFrontend(enc).eval()(wav, n)  # 3 states: embeddings, layer 1, layer 2 + norm
+        calls = []
+        hook = enc.layers[1].register_forward_hook(lambda *a: calls.append(1))
+        low, _ = WhisperFrontend(enc, layers=[0, 1]).eval()(wav, n)
+        assert calls == []  # the second transformer layer never ran
+        top, _ = WhisperFrontend(enc, layers=[2]).eval()(wav, n)
+        assert calls == [1]
+        hook.remove()
+    torch.testing.assert_close(low, full[:, :2])
+    torch.testing.assert_close(top, full[:, 2:])
+
+
 def test_pad_30s_mode_equals_transformers_encoder():
     torch.manual_seed(0)
     enc = load_whisper_encoder("tiny-whisper").eval()

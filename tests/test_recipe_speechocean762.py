@@ -1,8 +1,8 @@
 """A reduced recipes/speechocean762/run.sh on real speech and the real Whisper-base (when ../shared has them).
 
-8 speakers × 4 utterances, the first 2 s of each, 20 training steps: the whole pipeline (prepare →
-cache → probe → Stats with PLDA → SUPERB on hidden states 0-1 of the all-layers cache, pooled-layer
-embedding, PLDA-selected → eval from the cache → summary) runs and writes
+10 speakers × 4 utterances, the first 2 s of each, 20 training steps: the whole pipeline (prepare →
+cache with one augmented copy → probe → Stats with PLDA → SUPERB on hidden states 0-1 of the all-layers
+cache and its augmented copy, pooled-layer embedding, PLDA-selected → eval from the cache → summary) runs and writes
 a report per system; the numbers are not judged here (too few speakers), only that they are real EERs
 of a working system and the files the README promises exist.
 """
@@ -32,7 +32,7 @@ def test_reduced_recipe_runs_end_to_end(tmp_path):
             (src / spk).mkdir(parents=True, exist_ok=True)
             sf.write(str(src / spk / f"{f.stem}.flac"), wav, sr)
     out = tmp_path / "out"
-    env = {**os.environ, "SYSTEMS": "stats superb_pooled", "STEPS": "20"}
+    env = {**os.environ, "SYSTEMS": "stats superb_pooled", "STEPS": "20", "AUG_COPIES": "1"}
     r = subprocess.run(["bash", str(RECIPE / "run.sh"), str(src), str(WHISPER), str(out)], env=env,
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -45,9 +45,10 @@ def test_reduced_recipe_runs_end_to_end(tmp_path):
     table = (out / "results.md").read_text()
     assert "| stats |" in table and "| superb_pooled |" in table
     caches = list((out / "data" / ".layersv_cache").iterdir())
-    assert len(caches) == 1, caches  # states 0-1 were read from the all-layers cache, not encoded again
+    assert len(caches) == 2, caches  # clean + 1 copy: states 0-1 were read from them, not encoded again
     log = (out / "superb_pooled" / "training.log").read_text()
-    assert "reading states [0, 1]" in log
+    assert "reading states [0, 1]" in log and "augmented copy 1: reading hidden states [0, 1]" in log
+    assert "60% of crops from one of 1 augmented copies" in log
     model = json.loads((out / "superb_pooled" / "model_best.json").read_text())
     assert "pooled" in json.dumps(model)
     assert (out / "curves.png").is_file() and (out / "probe").is_dir()

@@ -10,19 +10,21 @@
 #           prepared dataset folder (data.yaml present), used as it is with its own valid/test trials.
 # ENCODER_DIR: a local pretrained encoder (default ../shared/models/whisper-base).
 # OUT_DIR: one folder per system, each with report.json for the test trials; results.md, curves.png.
-# Environment: SYSTEMS (default "stats superb_pooled superb lap mhfa"; add "unipool ltdnn" for the two
-# layer-attention backends: about 10x the cost per step of SUPERB, hours on 2 CPU cores), STEPS (training
-# steps of every trained backend; default: each config's own nb_total_step), AUG_COPIES (augmented copies per training utterance in the cache,
-# default 0 = clean cache only).
+# Environment: SYSTEMS (default "stats superb_pooled superb lap mhfa unipool ltdnn"), STEPS (training
+# steps of every trained backend; default: each config's own nb_total_step), AUG_COPIES (augmented copies
+# per training utterance in the cache, default 1: simulated reverberation, coloured noise or babble of
+# other training speakers, no external corpus; 0 = clean cache only), AUG_PROB (share of training crops
+# read from a copy, default 0.6 as LAP's recipe).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED:-$HERE/../../../shared}
 SRC=${1:-$SHARED/data/speechocean762-train/opus}
 ENC=${2:-$SHARED/models/whisper-base}
 OUT=${3:-res/speechocean762}
-SYSTEMS=${SYSTEMS:-stats superb_pooled superb lap mhfa}
+SYSTEMS=${SYSTEMS:-stats superb_pooled superb lap mhfa unipool ltdnn}
 STEPS=${STEPS:-}
-AUG_COPIES=${AUG_COPIES:-0}
+AUG_COPIES=${AUG_COPIES:-1}
+AUG_PROB=${AUG_PROB:-0.6}
 mkdir -p "$OUT"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/timing.log"; }
@@ -34,8 +36,10 @@ COMMON=(--frontend "$FRONTEND" --backbone_cfg "$ENC")
 stamp "prepared $DATA"
 
 # 2. the frozen encoder's hidden states, once, for every split (fp16 memmap shards)
-CACHE_AUG=()
-if [ "$AUG_COPIES" -gt 0 ]; then CACHE_AUG=(--augment_copies "$AUG_COPIES"); fi
+CACHE_AUG=(); TRAIN_AUG=()  # the trained backends draw a copy for AUG_PROB of their crops
+if [ "$AUG_COPIES" -gt 0 ]; then
+  CACHE_AUG=(--augment_copies "$AUG_COPIES"); TRAIN_AUG=(--augment_copies "$AUG_COPIES" --aug_prob "$AUG_PROB")
+fi
 layersv cache "$DATA" "${COMMON[@]}" --splits train,valid,test --dtype float16 --no-progress "${CACHE_AUG[@]}"
 stamp "cache"
 
@@ -56,7 +60,7 @@ print(yaml.safe_load(open(sys.argv[1]))["model"]["model"])
 PY
 )
       layersv train "$DATA" "$model" --config "$HERE/configs/$sys.yaml" "${COMMON[@]}" \
-        ${STEPS:+--nb_total_step "$STEPS"} --out "$OUT/$sys" --no-progress
+        ${STEPS:+--nb_total_step "$STEPS"} "${TRAIN_AUG[@]}" --out "$OUT/$sys" --no-progress
       layersv eval "$OUT/$sys" "${EVAL[@]}" --no-progress
       layersv layers "$OUT/$sys" > /dev/null ;;
     *) echo "unknown system $sys" >&2; exit 2 ;;

@@ -333,9 +333,11 @@ class CachedFrontend(FrontendWrapper):
         return (x, lengths) if x.dim() == 4 else self.inner(x, lengths)
 
 
-def open_existing(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str) -> "FeatureCache | None":
-    """The cache built for exactly this frontend and dataset, opened read-only, or None (never builds)."""
-    path, header = cache_location(frontend, frontend_name, ds, root, dtype)
+def open_existing(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str,
+                  augment=None) -> "FeatureCache | None":
+    """The cache built for exactly this frontend and dataset (and augmented copy), opened read-only, or
+    None (never builds)."""
+    path, header = cache_location(frontend, frontend_name, ds, root, dtype, augment)
     try:
         manifest = json.loads((path / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -346,10 +348,11 @@ def open_existing(frontend: nn.Module, frontend_name: str, ds, root: str | Path,
 
 
 def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Path, dtype: str,
-                    keys: list[str] | None = None) -> "FeatureCache | None":
+                    keys: list[str] | None = None, augment=None) -> "FeatureCache | None":
     """For a frontend that keeps a subset of an encoder's hidden states (``frontend.layers``): a view on
-    those states of the all-layers cache of the same encoder (what ``layersv cache`` writes), when it
-    exists and holds ``keys`` with their audio unchanged (size, mtime); else None.  Saves encoding the corpus again for every layer subset."""
+    those states of the all-layers cache of the same encoder (what ``layersv cache`` writes; with
+    ``augment``, that augmented copy), when it exists and holds ``keys`` with their audio unchanged (size,
+    mtime); else None.  Saves encoding the corpus again for every layer subset."""
     ids = list(getattr(frontend, "layer_ids", []))
     hf = getattr(getattr(frontend, "encoder", None), "config", None)
     n = getattr(hf, "encoder_layers", None) or getattr(hf, "num_hidden_layers", 0)
@@ -357,7 +360,7 @@ def all_layers_view(frontend: nn.Module, frontend_name: str, ds, root: str | Pat
         return None
     try:  # the same encoder with every hidden state: the key `layersv cache` (no --layers) wrote
         frontend.layer_ids = list(range(n + 1))
-        full = open_existing(frontend, frontend_name, ds, root, dtype)
+        full = open_existing(frontend, frontend_name, ds, root, dtype, augment)
     finally:
         frontend.layer_ids = ids
     if full is None or (keys is not None and not full.fresh(keys, ds)):  # every key cached, its audio unchanged

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 from ..data.augment import build_augmenter
 from ..data.dataset import augment_rng
-from .cache import CachedCrops, FeatureCache
+from .cache import CachedCrops, FeatureCache, all_layers_view
 
 
 def key_seed(key: str) -> int:
@@ -97,8 +97,11 @@ def open_augmented_copies(frontend, frontend_name: str, ds, rows: list[tuple[str
     out = []
     for c in range(1, copies + 1):
         aug = CopyAugment(augmenter, c, seed, speaker_of)
-        out.append(FeatureCache.open_or_build(frontend, frontend_name, ds, keys, root, dtype, device=device,
-                                              progress=progress, log=log, augment=aug))
+        view = all_layers_view(frontend, frontend_name, ds, root, dtype, keys, augment=aug)  # `layersv cache`'s copy
+        if view is not None and log is not None:
+            log.info(f"augmented copy {c}: reading hidden states {frontend.layer_ids} of {view.path}")
+        out.append(view or FeatureCache.open_or_build(frontend, frontend_name, ds, keys, root, dtype, device=device,
+                                                      progress=progress, log=log, augment=aug))
     return out
 
 

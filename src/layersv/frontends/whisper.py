@@ -107,6 +107,8 @@ class WhisperFrontend(nn.Module):
     Args:
         encoder: a ``transformers`` WhisperEncoder.
         layers: hidden-state indices to keep (``None`` = all); keep_layer0: keep the embeddings state.
+            The transformer layers above the last kept state are not run (``layers=[0, 1]`` costs the
+            stem and one of whisper-base's six layers).
         freeze: no gradients, eval mode; pad_30s: pad every clip to 30 s as the original (no mask),
             then crop the states to the clip's frames -- for comparison, slow.
     """
@@ -197,14 +199,15 @@ class WhisperFrontend(nn.Module):
             attn = torch.zeros(mask.shape[0], 1, T, T, dtype=x.dtype, device=x.device)
             attn = attn.masked_fill(~mask[:, None, None, :], torch.finfo(x.dtype).min)
         states = [x]
-        for layer in enc.layers:
+        for layer in enc.layers[:max(self.layer_ids)]:  # the layers above the last kept state are not run
             if self.checkpointing and self.training and not self.frozen:
                 x = checkpoint(layer, x, attn, use_reentrant=False)
             else:
                 x = layer(x, attn)
             x = x[0] if isinstance(x, tuple) else x
             states.append(x)
-        states[-1] = enc.layer_norm(x)
+        if len(states) == len(enc.layers) + 1:  # the last state comes after the final layer norm
+            states[-1] = enc.layer_norm(x)
         return [s[:, :T_out] for s in states]
 
     def describe(self) -> dict:
