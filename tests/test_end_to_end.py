@@ -7,6 +7,8 @@ import pytest
 
 import layersv
 from layersv.cli import main
+from layersv.data.dataset_folder import open_dataset
+from layersv.report import read_scores
 from layersv.runs import fit
 
 from conftest import tiny_config
@@ -28,6 +30,8 @@ def test_train_writes_a_complete_run_folder(tiny_data, tmp_path):
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert (run / "scores" / "test_cosine.csv").is_file()
+    for st in ("cosine", "mean_sub", "qmf"):  # the validation scores, what `layersv fuse` fits on
+        assert len(read_scores(run / "scores" / f"valid_{st}.csv")[1]) == len(open_dataset(tiny_data).trials("valid"))
     model = layersv.load_model(run)
     assert model.embed([0.0] * 8000 + [0.1] * 8000).shape == (32,)
 

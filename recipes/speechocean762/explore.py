@@ -165,14 +165,19 @@ def embed(model, feats, keys, layers, bs=16, pooled=False):
     return (out, np.stack([pres[k] for k in keys])) if pooled else out
 
 
-def plda_eer(tr, tr_lab, va, va_keys, trials, dim=0):
-    """Validation EER of a PLDA fitted on training embeddings ``tr (N, E)``."""
+def plda_scores(tr, tr_lab, va, va_keys, trials, dim=0) -> np.ndarray:
+    """PLDA log-likelihood ratios of ``trials`` (PLDA fitted on training embeddings ``tr (N, E)``)."""
     plda = PLDA.fit(tr, tr_lab, dim=dim)
     x = plda.transform(va)
     ix = {k: i for i, k in enumerate(va_keys)}
     a = x[[ix[k] for k in trials.enroll]]
     b = x[[ix[k] for k in trials.test]]
-    return metrics.eer(plda.score_pairs(a, b), trials.labels)
+    return plda.score_pairs(a, b)
+
+
+def plda_eer(tr, tr_lab, va, va_keys, trials, dim=0):
+    """Validation EER of a PLDA fitted on training embeddings ``tr (N, E)``."""
+    return metrics.eer(plda_scores(tr, tr_lab, va, va_keys, trials, dim), trials.labels)
 
 
 def augment_frames(h, m, rng, a):

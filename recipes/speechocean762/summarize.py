@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-STAGES = ("cosine", "mean_sub", "asnorm", "plda", "qmf")
+STAGES = ("cosine", "mean_sub", "asnorm", "plda", "qmf", "fusion")
 
 
 def read_system(d: Path) -> dict | None:

@@ -20,7 +20,7 @@ from . import metrics
 from .data.dataset_folder import Trials
 from .utils import atomic_savefig, atomic_write_text
 
-CALIBRATED_STAGES = {"qmf", "calibrated"}
+CALIBRATED_STAGES = {"qmf", "calibrated", "fusion"}  # their scores are natural-log LLRs
 
 
 def write_scores(path: str | Path, trials: Trials, scores: np.ndarray) -> None:
@@ -30,6 +30,22 @@ def write_scores(path: str | Path, trials: Trials, scores: np.ndarray) -> None:
     for lab, a, b, s in zip(trials.labels, trials.enroll, trials.test, scores):
         w.writerow([int(lab), a, b, f"{s:.6f}"])
     atomic_write_text(path, buf.getvalue())
+
+
+def read_scores(path: str | Path) -> tuple[Trials, np.ndarray]:
+    """A score file :func:`write_scores` wrote (``LABEL,SAMPLE1,SAMPLE2,SCORE``) → (trials, scores ``(N,)``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"score file not found: {p}")
+    rows = list(csv.DictReader(p.read_text(encoding="utf-8").splitlines()))
+    if not rows or not {"LABEL", "SAMPLE1", "SAMPLE2", "SCORE"} <= set(rows[0]):
+        raise ValueError(f"{p}: not a score file (LABEL,SAMPLE1,SAMPLE2,SCORE) or no trials")
+    try:
+        labels = np.array([int(r["LABEL"]) for r in rows])
+        scores = np.array([float(r["SCORE"]) for r in rows])
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{p}: bad LABEL or SCORE ({e})") from None
+    return Trials(labels, [r["SAMPLE1"] for r in rows], [r["SAMPLE2"] for r in rows], str(p)), scores
 
 
 def stage_metrics(stage_scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, dict[str, float]]:

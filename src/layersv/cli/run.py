@@ -1,4 +1,4 @@
-"""``layersv quickstart | train | eval | models``: the run commands (each calls one library function)."""
+"""``layersv quickstart | train | eval | fuse | models``: the run commands (each calls one library function)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import yaml
 from ..config import parse_override_args, to_dict
 from ..model_table import model_table
 from ..quickstart import quickstart
-from ..runs import assemble_config, evaluate_run, fit, new_run_dir, resume_config
+from ..runs import assemble_config, evaluate_run, fit, fuse_runs, new_run_dir, resume_config
 
 EPILOG = """Any config key can be overridden with --key value (leaf name, or section.key when a leaf name
 is ambiguous), e.g. --batch_size 64 --frz_pretrain --margin 0.3 --backbone_cfg tiny-wav2vec2.
@@ -59,6 +59,14 @@ def add_parsers(sub) -> None:
     e.add_argument("--asnorm_topk", type=int, default=None, help="top-k cohort scores per side")
     e.set_defaults(handler=cmd_eval)
 
+    f = sub.add_parser("fuse", help="fuse evaluated runs: logistic-regression weights fitted on validation trials")
+    f.add_argument("systems", nargs="+", metavar="RUN[:STAGE]", help="evaluated run folders on the same trials; "
+                   "STAGE (cosine, asnorm, plda, qmf, ...) defaults to the run's best stage on validation")
+    f.add_argument("--out", required=True, metavar="DIR", help="report folder (report.json/.md, det.png, "
+                   "scores/test_fusion.csv, fusion.json)")
+    f.add_argument("--c", type=float, default=1.0, help="inverse L2 regularisation of the logistic regression")
+    f.set_defaults(handler=cmd_fuse)
+
     sub.add_parser("models", help="list the model registry with parameter counts").set_defaults(handler=cmd_models)
 
 
@@ -101,6 +109,17 @@ def cmd_eval(a) -> int:
               + cal)
     if a.out:
         print(f"written: {a.out}/report.json, report.md, det.png")
+    return 0
+
+
+def cmd_fuse(a) -> int:
+    r = fuse_runs(a.systems, a.out, c=a.c)
+    w = r["fusion"]["weights"]
+    print("weights (per raw score): " + ", ".join(f"{n} {x:.4f}" for n, x in w.items()))
+    for st, m in r["stages"].items():
+        v = r["valid_stages"][st]["eer"]
+        print(f"{st:24s} valid EER {v:.2f} %  test EER {m['eer']:.2f} %  minDCF(0.01) {m['min_dcf_0.01']:.4f}")
+    print(f"written: {a.out}/report.json, report.md, det.png")
     return 0
 
 

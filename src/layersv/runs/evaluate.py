@@ -188,6 +188,7 @@ def fit_scoring(embedder: _Embedder, cfg: Config, ds: DatasetFolder, infos, trai
             valid["qmf"] = pipe.calibrator.llr(feats)
         pipe.thresholds["eer_valid"] = {st: metrics.eer_threshold(s, vt.labels) for st, s in valid.items()}
         extra["valid_stages"] = stage_metrics(valid, vt.labels)
+        extra["valid_scores"] = (vt, valid)  # scores/valid_<stage>.csv: what `layersv fuse` fits on
     elif e.score_calibrate:
         raise ValueError(f"{ds.root}: calibration needs valid_trials.csv (the calibrator is fitted on them)")
     if pipe.calibrator is not None:
@@ -238,7 +239,10 @@ def evaluate_split(run_dir: str | Path, cfg: Config, ds: DatasetFolder, infos, t
     stages = pipe.score(emb, trials, durs)
     for st, s in stages.items():
         write_scores(where / "scores" / f"{tag}_{st}.csv", trials, s)
+    vt, valid = extra.pop("valid_scores", (None, {}))
     if not named:
+        for st, s in valid.items():
+            write_scores(run_dir / "scores" / f"valid_{st}.csv", vt, s)
         pipe.save(run_dir, extra={"model": f"{selected.get('step', -1)}", **{k: v for k, v in extra.items()
                                                                              if k != "valid_stages"}})
     report = _report(run_dir, cfg, ds, eval_ds, split, trials, stages, pipe, extra, selected)
