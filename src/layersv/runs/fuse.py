@@ -8,7 +8,8 @@ too; each system's own test stage beside it; ``valid_stages``; ``fusion``: syste
 ``report.md``, ``det.png``, ``scores/test_fusion.csv`` and ``fusion.json`` (the fitted fusion).
 
 ``STAGE`` (``cosine``, ``asnorm``, ``plda``, ``qmf``, …) defaults to the run's stage with the lowest
-validation EER: selected on validation trials, never on test trials.
+validation EER, a calibrated stage (``qmf``: fitted on those very trials) only when it is the only one:
+selected on validation trials, never on test trials.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import metrics
-from ..report import read_scores, stage_metrics, write_report, write_scores
+from ..report import CALIBRATED_STAGES, read_scores, stage_metrics, write_report, write_scores
 from ..scoring.fusion import align, fit_fusion
 from ..utils import atomic_write_text
 
@@ -41,7 +42,8 @@ def pick_stage(run: Path, stage: str) -> str:
         if not have:
             raise FileNotFoundError(f"{run}: no validation scores (scores/valid_<stage>.csv): evaluate the run "
                                     "again with this version (layersv eval) on a dataset with valid trials")
-        return min(have, key=lambda st: valid[st]["eer"])
+        fair = [st for st in have if st not in CALIBRATED_STAGES] or have  # qmf's validation EER is in-sample
+        return min(fair, key=lambda st: valid[st]["eer"])
     if stage not in have:
         raise ValueError(f"{run}: stage {stage!r} has no validation scores (stages: {', '.join(have) or 'none'})")
     return stage
