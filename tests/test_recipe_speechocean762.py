@@ -2,7 +2,7 @@
 
 10 speakers × 4 utterances, the first 2 s of each, 20 training steps: the whole pipeline (prepare →
 cache with one augmented copy → probe → Stats with PLDA → SUPERB on hidden states 0-1 of the all-layers
-cache and its augmented copy, pooled-layer embedding, PLDA-selected → eval from the cache → summary) runs and writes
+cache and its augmented copy, pooled-layer embedding, PLDA-selected → eval from the cache → fusion of the two → summary) runs and writes
 a report per system; the numbers are not judged here (too few speakers), only that they are real EERs
 of a working system and the files the README promises exist.
 """
@@ -42,8 +42,10 @@ def test_reduced_recipe_runs_end_to_end(tmp_path):
         assert "valid_stages" in rep
     assert "plda" in json.loads((out / "stats" / "report.json").read_text())["stages"]
     assert {"asnorm", "plda", "qmf"} <= set(json.loads((out / "superb_pooled" / "report.json").read_text())["stages"])
+    fused = json.loads((out / "fusion" / "report.json").read_text())  # Stats + SUPERB-pooled, fitted on valid
+    assert fused["fusion"]["names"] == ["stats:plda", "superb_pooled:plda"] and "cllr" in fused["stages"]["fusion"]
     table = (out / "results.md").read_text()
-    assert "| stats |" in table and "| superb_pooled |" in table
+    assert "| stats |" in table and "| superb_pooled |" in table and "| fusion | fusion | fusion |" in table
     caches = list((out / "data" / ".layersv_cache").iterdir())
     assert len(caches) == 2, caches  # clean + 1 copy: states 0-1 were read from them, not encoded again
     log = (out / "superb_pooled" / "training.log").read_text()

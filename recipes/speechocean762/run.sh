@@ -9,7 +9,8 @@
 #           (80/10/10 speakers, gender-balanced trials from a metadata.csv beside it), or an already
 #           prepared dataset folder (data.yaml present), used as it is with its own valid/test trials.
 # ENCODER_DIR: a local pretrained encoder (default ../shared/models/whisper-base).
-# OUT_DIR: one folder per system, each with report.json for the test trials; results.md, curves.png.
+# OUT_DIR: one folder per system, each with report.json for the test trials (OUT_DIR/fusion: Stats +
+#          SUPERB-pooled fused); results.md, curves.png.
 # Environment: SYSTEMS (default "stats superb_pooled superb lap mhfa unipool ltdnn"), STEPS (training
 # steps of every trained backend; default: each config's own nb_total_step), AUG_COPIES (augmented copies
 # per training utterance in the cache, default 1: simulated reverberation, coloured noise or babble of
@@ -68,6 +69,13 @@ PY
   stamp "$sys"
 done
 
-# 6. one table, the training curves, the layer usage
+# 6. the training-free statistics fused with the trained SUPERB-pooled backend: logistic-regression
+#    weights fitted on the validation trials' PLDA scores, applied to the test trials
+if [[ " $SYSTEMS " == *" stats "* && " $SYSTEMS " == *" superb_pooled "* ]]; then
+  layersv fuse "$OUT/stats:plda" "$OUT/superb_pooled:plda" --out "$OUT/fusion"
+  stamp "fusion"
+fi
+
+# 7. one table, the training curves, the layer usage
 python "$HERE/summarize.py" "$OUT"
 stamp "done"
