@@ -16,9 +16,9 @@ from __future__ import annotations
 from .assemble import assemble_config, recipe_for_model
 from .evaluate import evaluate_run, evaluate_split, fit_scoring, train_mean
 from .fit import fit
-from .fuse import fuse_runs
 from .folder import (METRIC_COLUMNS, FinishedRun, Run, load_run, new_run_dir, open_data, open_run, resume_config,
                      training_rows, write_metrics)
+from .fuse import fuse_runs
 from .gradient import carry_head_state, fit_gradient, init_from
 from .stats import fit_stats
 from .verify import verify
