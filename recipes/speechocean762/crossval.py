@@ -75,8 +75,8 @@ def stats_fold(feats, tr, te, spk, trials) -> np.ndarray:
     return plda_scores(e_tr, [spk[k] for k in tr], e_te, te, trials)
 
 
-def trained_fold(feats, tr, te, spk, trials, a, aug=None) -> tuple[np.ndarray, np.ndarray]:
-    """(cosine scores, PLDA LLRs on the pooled statistics) of the fold's trials; ``aug``: augmented
+def trained_fold(feats, tr, te, spk, trials, a, aug_feats=None) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine scores, PLDA LLRs on the pooled statistics) of the fold's trials; ``aug_feats``: augmented
     hidden states of the training utterances, read for ``a.aug_prob`` of the crops."""
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
@@ -89,10 +89,10 @@ def trained_fold(feats, tr, te, spk, trials, a, aug=None) -> tuple[np.ndarray, n
     opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=a.steps, pct_start=0.1)
     aug = SimpleNamespace(tmask=2, tmask_w=20, fnoise=0.0)
+    src = feats if aug_feats is None else {**feats, **{"aug:" + k: v for k, v in aug_feats.items()}}
     for _ in range(a.steps):
         idx = rng.integers(0, len(tr), 64)
-        src = feats if aug is None else {**feats, **{"aug:" + k: v for k, v in aug.items()}}
-        keys = [("aug:" if aug is not None and rng.random() < a.aug_prob else "") + tr[i] for i in idx]
+        keys = [("aug:" if aug_feats is not None and rng.random() < a.aug_prob else "") + tr[i] for i in idx]
         h, m = pad(random_crops(src, keys, 100, rng), layers)
         loss, _ = head(model(augment_frames(h, m, rng, aug), m), torch.from_numpy(lab[idx]))
         opt.zero_grad()
