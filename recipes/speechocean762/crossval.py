@@ -1,10 +1,11 @@
 """Speaker-level cross-validation: trained backend vs training-free statistics on every speaker once.
 
     python recipes/speechocean762/crossval.py DATA_DIR CACHE_DIR [--folds 5] [--steps 450] [--seed 0]
-        [--aug_cache AUG_DIR --aug_prob 0.6]
+        [--aug_cache AUG_DIR --aug_prob 0.6] [--splits train,valid]
 
 The recipe's test split holds 12 speakers, so one EER rests on 12 people. Here all speakers of the
-prepared dataset folder (train.csv + valid.csv + test.csv) are split into ``--folds`` disjoint groups;
+prepared dataset folder (train.csv + valid.csv + test.csv; ``--splits train,valid`` leaves the test
+speakers out, for choosing a setting) are split into ``--folds`` disjoint groups;
 each group in turn is the test set (every same/different pair of its utterances is a trial) and the
 backends are fitted on the other speakers:
 
@@ -49,9 +50,9 @@ from layersv.heads import build_head  # noqa: E402
 from layersv.whitening import fit_whitening  # noqa: E402
 
 
-def read_rows(data: Path) -> list[tuple[str, str]]:
+def read_rows(data: Path, splits: list[str]) -> list[tuple[str, str]]:
     rows = []
-    for name in ("train.csv", "valid.csv", "test.csv"):
+    for name in (f"{s}.csv" for s in splits):
         with open(data / name) as f:
             rows += [(r["path"], r["speaker"]) for r in csv.DictReader(f)]
     return sorted(set(rows))
@@ -116,8 +117,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--aug_cache", default="", help="cache folder with an augmented copy of every utterance")
     ap.add_argument("--aug_prob", type=float, default=0.6)
+    ap.add_argument("--splits", default="train,valid,test", help="whose speakers: train,valid leaves the "
+                    "recipe's test speakers out (a cross-validation that may choose settings)")
     a = ap.parse_args()
-    rows = read_rows(Path(a.data))
+    rows = read_rows(Path(a.data), a.splits.split(","))
     spk = dict(rows)
     speakers = sorted(set(spk.values()))
     t0 = time.time()
