@@ -13,9 +13,10 @@
 #          SUPERB-pooled fused); results.md, curves.png.
 # Environment: SYSTEMS (default "stats superb_pooled superb lap mhfa unipool ltdnn"), STEPS (training
 # steps of every trained backend; default: each config's own nb_total_step), AUG_COPIES (augmented copies
-# per training utterance in the cache, default 1: simulated reverberation, coloured noise or babble of
-# other training speakers, no external corpus; 0 = clean cache only), AUG_PROB (share of training crops
-# read from a copy, default 0.6 as LAP's recipe).
+# per training utterance in the cache: simulated reverberation, coloured noise or babble of other
+# training speakers, no external corpus; default 0: on this clean read speech one copy made the trained
+# backends worse in speaker cross-validation, see README), AUG_PROB (share of training crops read from
+# a copy when AUG_COPIES > 0, default 0.6 as LAP's recipe).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SHARED=${SHARED:-$HERE/../../../shared}
@@ -24,7 +25,7 @@ ENC=${2:-$SHARED/models/whisper-base}
 OUT=${3:-res/speechocean762}
 SYSTEMS=${SYSTEMS:-stats superb_pooled superb lap mhfa unipool ltdnn}
 STEPS=${STEPS:-}
-AUG_COPIES=${AUG_COPIES:-1}
+AUG_COPIES=${AUG_COPIES:-0}
 AUG_PROB=${AUG_PROB:-0.6}
 mkdir -p "$OUT"
 t0=$(date +%s)
