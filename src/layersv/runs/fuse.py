@@ -49,6 +49,15 @@ def pick_stage(run: Path, stage: str) -> str:
     return stage
 
 
+def split_scores(runs: list[Path], stages: list[str], names: list[str], split: str) -> tuple:
+    """(the first run's ``split`` trials, scores ``(N, S)`` of every run aligned to them)."""
+    read = [read_scores(run / "scores" / f"{split}_{st}.csv") for run, st in zip(runs, stages)]
+    trials = read[0][0]
+    keys = list(zip(trials.enroll, trials.test))
+    return trials, np.stack([align(keys, list(zip(tr.enroll, tr.test)), s, f"{n} {split}")
+                             for (tr, s), n in zip(read, names)], 1)
+
+
 def fuse_runs(systems: list[str], out: str | Path, c: float = 1.0, seed: int = 0) -> dict:
     """Fit the fusion of ``systems`` (``RUN[:STAGE]``) on validation trials, score the test trials → report."""
     if len(systems) < 2:
@@ -58,14 +67,8 @@ def fuse_runs(systems: list[str], out: str | Path, c: float = 1.0, seed: int = 0
     names = [f"{run.name}:{st}" for (run, _), st in zip(runs, stages)]
     if len(set(names)) != len(names):
         raise ValueError(f"the same system twice: {names}")
-    valid, test = [], []
-    for (run, _), st in zip(runs, stages):
-        valid.append(read_scores(run / "scores" / f"valid_{st}.csv"))
-        test.append(read_scores(run / "scores" / f"test_{st}.csv"))
-    v_trials, t_trials = valid[0][0], test[0][0]
-    v_keys, t_keys = list(zip(v_trials.enroll, v_trials.test)), list(zip(t_trials.enroll, t_trials.test))
-    v = np.stack([align(v_keys, list(zip(t.enroll, t.test)), s, f"{n} valid") for (t, s), n in zip(valid, names)], 1)
-    t = np.stack([align(t_keys, list(zip(tr.enroll, tr.test)), s, f"{n} test") for (tr, s), n in zip(test, names)], 1)
+    v_trials, v = split_scores([run for run, _ in runs], stages, names, "valid")
+    t_trials, t = split_scores([run for run, _ in runs], stages, names, "test")
     fusion = fit_fusion(v, v_trials.labels, names, c=c, seed=seed)
     fused_valid, fused_test = fusion.llr(v), fusion.llr(t)
     test_stages = {"fusion": fused_test, **{n: t[:, i] for i, n in enumerate(names)}}
