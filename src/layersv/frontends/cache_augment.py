@@ -98,10 +98,12 @@ def open_augmented_copies(frontend, frontend_name: str, ds, rows: list[tuple[str
     for c in range(1, copies + 1):
         aug = CopyAugment(augmenter, c, seed, speaker_of)
         view = all_layers_view(frontend, frontend_name, ds, root, dtype, keys, augment=aug)  # `layersv cache`'s copy
-        if view is not None and log is not None:
+        if view is None:
+            view = FeatureCache.open_or_build(frontend, frontend_name, ds, keys, root, dtype, device=device,
+                                              progress=progress, log=log, augment=aug)
+        elif log is not None:
             log.info(f"augmented copy {c}: reading hidden states {frontend.layer_ids} of {view.path}")
-        out.append(view or FeatureCache.open_or_build(frontend, frontend_name, ds, keys, root, dtype, device=device,
-                                                      progress=progress, log=log, augment=aug))
+        out.append(view)
     return out
 
 

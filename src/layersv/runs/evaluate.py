@@ -150,9 +150,10 @@ def fit_plda(embedder: _Embedder, cfg: Config, ds: DatasetFolder, train_rows, in
     """Two-covariance PLDA on training embeddings: up to ``plda_speakers`` × ``plda_utts_per_speaker``."""
     e = cfg.eval
     rows = plda_training_rows(train_rows, e.plda_speakers, e.plda_utts_per_speaker, cfg.seed)
-    if len({s for _, s in rows}) < 2:
+    n_speakers = len({s for _, s in rows})
+    if n_speakers < 2:
         raise ValueError(f"{ds.root}: PLDA needs training speakers with two or more recordings each "
-                         f"({len({s for _, s in rows})} found); drop --score_plda")
+                         f"({n_speakers} found); drop --score_plda")
     emb, _ = embedder("plda_train", ds, [p for p, _ in rows], infos)
     spk_of = dict(rows)
     return fit_speaker_plda(emb.matrix, [spk_of[k] for k in emb.keys], e.plda_dim)
